@@ -1,0 +1,163 @@
+"""Choosing the database: the embedded server or ``DATABASE_URL``. The rest of the code sees an engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from company_agents.db.embedded import EmbeddedServer
+from company_agents.errors import DatabaseUnavailable, UnsupportedDatabase
+from company_agents.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_SERVER_VERSION_NUM = 150000
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The same URL as libpq (psycopg, pg_dump) wants it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_server_version(conn: psycopg.Connection[object]) -> int:
+    """Refuse servers older than PostgreSQL 15; warn on Aurora. Returns ``server_version_num``."""
+    num = conn.info.server_version
+    if num < MIN_SERVER_VERSION_NUM:
+        row = conn.execute("SHOW server_version").fetchone()
+        found = row[0] if row else str(num)
+        raise UnsupportedDatabase(f"PostgreSQL {found} found; Company Agents needs PostgreSQL 15 or newer")
+    row = conn.execute("SELECT to_regproc('aurora_version') IS NOT NULL").fetchone()
+    if row and row[0]:
+        log.warning(
+            "Aurora PostgreSQL detected: it is close to, but not exactly, PostgreSQL; not supported",
+            extra={"action": "aurora_warning"},
+        )
+    return num
+
+
+@dataclass
+class Database:
+    """One process's view of the database: its URL, and the embedded server handle when there is one."""
+
+    settings: Settings
+    url: str
+    embedded: EmbeddedServer | None = None
+    created: bool = False
+    server_version_num: int = 0
+    _async_engine: AsyncEngine | None = field(default=None, repr=False)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.embedded is not None
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+        try:
+            return psycopg.connect(libpq_url(self.url), autocommit=autocommit)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to {self.display_url}: {str(exc).strip().splitlines()[0]}"
+            ) from None
+
+    def sync_engine(self) -> Engine:
+        """An unpooled engine for short jobs (migrations, doctor, export)."""
+        return create_engine(sqlalchemy_url(self.url), poolclass=NullPool)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The process's one pooled async engine, sized from the settings."""
+        if self._async_engine is None:
+            size = self.settings.pool_size
+            self._async_engine = create_async_engine(
+                sqlalchemy_url(self.url),
+                pool_size=size,
+                max_overflow=max(2, size // 4),
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+        return self._async_engine
+
+    async def dispose(self) -> None:
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+            self._async_engine = None
+
+    def close(self) -> None:
+        """Release the embedded server handle (the last process out stops the server)."""
+        if self.embedded is not None:
+            self.embedded.release()
+            self.embedded = None
+
+
+def _ensure_embedded_database(server: EmbeddedServer, name: str) -> bool:
+    """Create the application database on the embedded server; True when this call created it."""
+    with psycopg.connect(libpq_url(server.uri("postgres")), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False
+        return True
+
+
+def open_database(settings: Settings) -> Database:
+    """Start or attach to the embedded server, or use ``DATABASE_URL``; check the server version."""
+    if settings.database_url:
+        db = Database(settings=settings, url=settings.database_url)
+    else:
+        server = EmbeddedServer(settings.db_dir)
+        server.start()
+        try:
+            created = _ensure_embedded_database(server, settings.embedded_db_name)
+        except BaseException:
+            server.release()
+            raise
+        db = Database(settings=settings, url=server.uri(settings.embedded_db_name), embedded=server)
+        db.created = created
+    try:
+        with db.connect() as conn:
+            db.server_version_num = check_server_version(conn)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Database]:
+    db = open_database(settings)
+    try:
+        yield db
+    finally:
+        db.close()

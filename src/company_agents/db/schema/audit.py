@@ -1,0 +1,50 @@
+"""The audit trail: append-only events, and the seals that chain them (tamper evidence).
+
+``audit_events`` has no foreign key to companies on purpose: deleting or archiving a company must
+never delete (or block on) its history. UPDATE, DELETE and TRUNCATE are refused by triggers created in
+the migrations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, Index, Integer, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+from company_agents.db.schema.base import created_at, metadata
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # The sequence gives the chain its order; sealing follows it.
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("company_id", Uuid, nullable=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject_type", Text, nullable=False),
+    Column("subject_id", Text, nullable=False),
+    Column("payload", JSONB, nullable=False, server_default="{}"),
+    created_at(),
+    CheckConstraint("actor ~ '^(user|agent|system):.+'", name="actor_format"),
+    CheckConstraint("action ~ '^[a-z_]+(\\.[a-z_]+)+$'", name="action_format"),
+)
+Index("ix_audit_events_company_id_created_at", audit_events.c.company_id, audit_events.c.created_at)
+Index("ix_audit_events_subject", audit_events.c.subject_type, audit_events.c.subject_id)
+Index("ix_audit_events_action", audit_events.c.action)
+
+audit_seals = Table(
+    "audit_seals",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("first_event_id", BigInteger, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("events_hash", Text, nullable=False),
+    Column("prev_seal_hash", Text, nullable=True),
+    Column("seal_hash", Text, nullable=False),
+    # Which master key derived the HMAC key, so verification survives a key rotation.
+    Column("key_id", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    created_at(),
+    CheckConstraint("last_event_id >= first_event_id", name="range_order"),
+    CheckConstraint("event_count >= 1", name="event_count_positive"),
+)

@@ -1,0 +1,41 @@
+"""Active leases: one row per running attempt, removed on release or by the reaper.
+
+All times come from the database clock. ``token_hash`` is the SHA-256 of the bearer token the agent
+presents; the token itself is never stored.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+
+from company_agents.db.schema.base import metadata
+
+leases = Table(
+    "leases",
+    metadata,
+    # One lease per task at a time: a second claim of a leased task cannot insert.
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="RESTRICT"), primary_key=True),
+    Column("run_id", Uuid, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=False, unique=True),
+    Column("agent_id", Uuid, ForeignKey("agents.id", ondelete="RESTRICT"), nullable=False),
+    Column("company_id", Uuid, ForeignKey("companies.id", ondelete="RESTRICT"), nullable=False),
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("holder", Text, nullable=True),
+    Column("acquired_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("renewed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("expires_at > acquired_at", name="expires_after_acquired"),
+)
+Index("ix_leases_expires_at", leases.c.expires_at)
+Index("ix_leases_agent_id", leases.c.agent_id)

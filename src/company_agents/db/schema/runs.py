@@ -1,0 +1,78 @@
+"""Runs: one row per attempt at a task, unique per ``(task_id, attempt)``; and their checkpoints."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from company_agents.db.schema.base import created_at, in_list, metadata, uuid_pk
+
+RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "handed_off")
+# Why a run ended: the agent's own outcome, or what the orchestrator observed.
+EXIT_REASONS = (
+    "complete",
+    "failed",
+    "crash",
+    "timeout",
+    "lease_expired",
+    "killed",
+    "cancelled",
+    "handoff",
+    "shutdown",
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    uuid_pk(),
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="RESTRICT"), nullable=False),
+    Column("company_id", Uuid, ForeignKey("companies.id", ondelete="RESTRICT"), nullable=False),
+    Column("agent_id", Uuid, ForeignKey("agents.id", ondelete="RESTRICT"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("status", Text, nullable=False, server_default="running"),
+    Column("exit_reason", Text, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("output", JSONB, nullable=True),
+    Column("workspace_path", Text, nullable=True),
+    Column("keep_workspace", Boolean, nullable=False, server_default="false"),
+    Column("workspace_deleted_at", DateTime(timezone=True), nullable=True),
+    # Which orchestrator process ran it (hostname:pid), for operators.
+    Column("orchestrator_id", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("task_id", "attempt"),
+    CheckConstraint(in_list("status", RUN_STATUSES), name="status"),
+    CheckConstraint(f"exit_reason IS NULL OR {in_list('exit_reason', EXIT_REASONS)}", name="exit_reason"),
+    CheckConstraint("attempt >= 1", name="attempt_positive"),
+    CheckConstraint("(status = 'running') = (ended_at IS NULL)", name="ended_iff_not_running"),
+)
+Index("ix_runs_agent_id", runs.c.agent_id)
+Index("ix_runs_company_id_started_at", runs.c.company_id, runs.c.started_at)
+
+run_checkpoints = Table(
+    "run_checkpoints",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("run_id", Uuid, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=False),
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    created_at(),
+)
+Index("ix_run_checkpoints_run_id", run_checkpoints.c.run_id, run_checkpoints.c.id)

@@ -1,0 +1,84 @@
+"""The one exception hierarchy. Each subclass's docstring is its default message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CompanyAgentsError(Exception):
+    """Something went wrong."""
+
+    code: str = "error"
+    http_status: int = 500
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ConfigError(CompanyAgentsError):
+    """The configuration is invalid."""
+
+    code = "config_error"
+
+
+class MasterKeyError(ConfigError):
+    """The master key is missing, unreadable or unsafe."""
+
+    code = "master_key_error"
+
+
+class DatabaseError(CompanyAgentsError):
+    """The database could not be used."""
+
+    code = "database_error"
+    http_status = 503
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database is not reachable."""
+
+    code = "database_unavailable"
+
+
+class UnsupportedDatabase(DatabaseError):
+    """The database server is not supported."""
+
+    code = "unsupported_database"
+
+
+class EmbeddedDatabaseError(DatabaseError):
+    """The embedded PostgreSQL server could not be started."""
+
+    code = "embedded_database_error"
+
+
+class SchemaOutOfDate(DatabaseError):
+    """The database schema is not at the version this program needs."""
+
+    code = "schema_out_of_date"
+
+
+class NotFound(CompanyAgentsError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(CompanyAgentsError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class InvalidInput(CompanyAgentsError):
+    """The input is invalid."""
+
+    code = "invalid_input"
+    http_status = 422

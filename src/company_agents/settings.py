@@ -1,0 +1,125 @@
+"""One typed settings object, built once at the entry point and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from company_agents.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.company-agents/instances/default")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one orchestrator or CLI process.
+
+    Variables carry the ``COMPANY_AGENTS_`` prefix, except the few names the product docs fix
+    (``DATABASE_URL``, ``MASTER_KEY_PATH``, ``MASTER_KEY_SOURCE``, ``MCP_SERVER_URL``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMPANY_AGENTS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(default=DEFAULT_HOME)
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    embedded_db_name: str = Field(default="company_agents")
+    master_key_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MASTER_KEY_PATH", "master_key_path")
+    )
+    master_key_source: str | None = Field(
+        default=None, validation_alias=AliasChoices("MASTER_KEY_SOURCE", "master_key_source")
+    )
+    mcp_server_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MCP_SERVER_URL", "mcp_server_url")
+    )
+    bind_host: str = "127.0.0.1"
+    api_port: int = 3100
+    dashboard_port: int = 3101
+    tool_port: int = 4200
+    max_concurrent_runs: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) * 2))
+    # Overrides the computed pool size (max_concurrent_runs + headroom); named in docs/configuration.md.
+    db_pool_size: int | None = None
+    auto_migrate: bool = False
+    lease_seconds: float = 300.0
+    reaper_interval_seconds: float = 5.0
+    max_attempts: int = 3
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ConfigError("DATABASE_URL must start with postgresql:// (or postgres://)")
+        return value
+
+    @field_validator("lease_seconds", "reaper_interval_seconds", mode="after")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pool_size(self) -> int:
+        """Connections per process: one per concurrent run plus headroom for API, reaper, housekeeping."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return self.max_concurrent_runs + 4
+
+    @property
+    def db_dir(self) -> Path:
+        return self.home / "db"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.home / "data" / "storage"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.home / "data" / "backups"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment; translate validation errors into one clear message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
