@@ -71,7 +71,9 @@ def up(ctx: typer.Context) -> None:
             console.print(f"[bold green]Company Agents is up[/] in {time.monotonic() - started:.2f}s")
             console.print(f"  home       {settings.home}")
             kind = "embedded PostgreSQL" if db.is_embedded else "DATABASE_URL"
-            console.print(f"  database   {kind} {db.server_version_num // 10000} — {db.display_url}")
+            console.print(
+                f"  database   {kind} {db.server_version_num // 10000} — {db.display_url}", soft_wrap=True
+            )
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  logs       {settings.logs_dir}")
@@ -90,14 +92,15 @@ def doctor(
     from company_agents.doctor import run_checks
 
     checks = run_checks(settings_from(ctx))
+    out = Console()
     if json_out:
         print_json([c.to_dict() for c in checks])
     else:
         for check in checks:
             mark = "[green]ok  [/]" if check.ok else "[red]fail[/]"
-            Console().print(f"{mark} {check.name:<22} {check.detail}")
-            if not check.ok and check.fix:
-                Console().print(f"     {'':<22} fix: {check.fix}")
+            out.print(f"{mark} {check.name:<22} {check.detail}", soft_wrap=True, highlight=False)
+            if not check.ok and check.fix and check.fix not in check.detail:
+                out.print(f"     {'':<22} fix: {check.fix}", soft_wrap=True, highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -178,7 +181,10 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _raise_system_exit)
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # With standalone_mode off, click returns (rather than raises) the code of typer.Exit.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except CompanyAgentsError as exc:
         if debug:
             console.print_exception()

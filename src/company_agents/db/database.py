@@ -45,7 +45,7 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_server_version(conn: psycopg.Connection[object]) -> int:
+def check_server_version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     """Refuse servers older than PostgreSQL 15; warn on Aurora. Returns ``server_version_num``."""
     num = conn.info.server_version
     if num < MIN_SERVER_VERSION_NUM:

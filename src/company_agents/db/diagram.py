@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Column, MetaData, Table
+from sqlalchemy import Column, MetaData, Table, UniqueConstraint
 
 from company_agents.db.schema import metadata as default_metadata
 
@@ -30,7 +30,7 @@ def _keys(table: Table, column: Column[object]) -> str:
     unique = column.unique or any(
         len(c.columns) == 1 and column.name in c.columns
         for c in table.constraints
-        if c.__class__.__name__ == "UniqueConstraint"
+        if isinstance(c, UniqueConstraint)
     )
     if unique and not column.primary_key:
         keys.append("UK")

@@ -1,0 +1,166 @@
+"""The real CLI as a subprocess: `up`, `doctor`, `db status`, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import PgServer
+
+CLI = [sys.executable, "-m", "company_agents.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"up exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if resp.status_code == 200:
+                body: dict[str, object] = resp.json()
+                return body
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("healthz never came up")
+
+
+def _embedded_postmasters(home: Path) -> list[psutil.Process]:
+    out = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] == "postgres" and str(home / "db") in " ".join(proc.info["cmdline"] or []):
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def test_up_on_an_empty_home_serves_healthz_and_stops_cleanly(cli_env: dict[str, str], home: Path) -> None:
+    port = free_port()
+    env = {**cli_env, "COMPANY_AGENTS_API_PORT": str(port)}
+    proc = subprocess.Popen([*CLI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = wait_healthy(port, proc)
+        data = body["data"]
+        assert isinstance(data, dict) and data["status"] == "ok" and data["embedded"] is True
+        assert "requestId" in body["meta"]  # type: ignore[operator]
+        key = home / "secrets" / "master.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+        status = run_cli("db", "status", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["pending"] == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "Company Agents is up" in err
+    deadline = time.monotonic() + 10
+    while _embedded_postmasters(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _embedded_postmasters(home) == [], "up was the last user: no embedded server may be left"
+
+
+def test_world_readable_master_key_stops_up_and_doctor(cli_env: dict[str, str], home: Path) -> None:
+    assert run_cli("db", "migrate", env=cli_env).returncode == 0
+    key = home / "secrets" / "master.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    env = {**cli_env, "COMPANY_AGENTS_API_PORT": str(free_port())}
+    up = run_cli("up", env=env, timeout=60)
+    assert up.returncode == 1
+    assert f"chmod 600 {key}" in up.stderr
+    assert "Traceback" not in up.stderr
+    doctor = run_cli("doctor", env=env)
+    assert doctor.returncode == 1
+    assert f"chmod 600 {key}" in doctor.stdout
+
+
+def test_up_refuses_a_stale_external_schema_naming_db_migrate(pg: PgServer, cli_env: dict[str, str]) -> None:
+    url = pg.create_empty_database()
+    env = {**cli_env, "DATABASE_URL": url, "COMPANY_AGENTS_API_PORT": str(free_port())}
+    up = run_cli("up", env=env, timeout=60)
+    assert up.returncode == 1
+    assert "company-agents db migrate" in up.stderr
+    status = run_cli("db", "status", "--json", env=env)
+    assert json.loads(status.stdout)["current"] is None, "refusing must not migrate"
+    migrate = run_cli("db", "migrate", "--json", env=env)
+    assert migrate.returncode == 0 and json.loads(migrate.stdout)["upToDate"] is True
+    status = run_cli("db", "status", "--json", env=env)
+    assert json.loads(status.stdout) == {
+        "current": json.loads(migrate.stdout)["head"],
+        "head": json.loads(migrate.stdout)["head"],
+        "pending": [],
+        "upToDate": True,
+    }
+
+
+def test_doctor_reports_each_check_and_passes_on_a_healthy_home(cli_env: dict[str, str]) -> None:
+    env = {
+        **cli_env,
+        "COMPANY_AGENTS_API_PORT": str(free_port()),
+        "COMPANY_AGENTS_DASHBOARD_PORT": str(free_port()),
+        "COMPANY_AGENTS_TOOL_PORT": str(free_port()),
+    }
+    first = run_cli("doctor", "--json", env=env)
+    assert first.returncode == 1  # fresh home: nothing created yet
+    names = {c["name"]: c for c in json.loads(first.stdout)}
+    assert names["master key"]["ok"] is False and "up" in names["master key"]["fix"]
+    port = int(env["COMPANY_AGENTS_API_PORT"])
+    proc = subprocess.Popen([*CLI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    second = run_cli("doctor", "--json", env=env)
+    assert second.returncode == 0, second.stdout
+    assert {c["name"] for c in json.loads(second.stdout)} >= {
+        "home",
+        "master key",
+        "database",
+        "migrations",
+        "api port",
+        "dashboard port",
+        "tool port",
+    }
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    plain = run_cli("db", "status", env=env)
+    assert plain.returncode == 1
+    assert plain.stderr.strip().count("\n") == 0 or "Traceback" not in plain.stderr
+    assert plain.stderr.startswith("error: cannot connect")
+    debug = run_cli("--debug", "db", "status", env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    bad = run_cli("db", "status", env={**cli_env, "DATABASE_URL": "mysql://x"})
+    assert bad.returncode == 1 and "DATABASE_URL must start with postgresql://" in bad.stderr
+
+
+@pytest.mark.parametrize("args", [["db", "status"], ["doctor"]])
+def test_password_in_database_url_never_printed(args: list[str], cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "DATABASE_URL": "postgresql://u:s3cr3t-pw@127.0.0.1:1/none"}
+    result = run_cli(*args, env=env)
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
