@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator
 import uvicorn
 
 from company_agents.api.app import create_app
+from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.startup import Instance
 
@@ -41,6 +42,7 @@ def check_port_free(host: str, port: int) -> None:
 async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -> None:
     """Run until SIGINT or SIGTERM, then stop every part cleanly."""
     settings = inst.settings
+    inst.db.application_name = ORCHESTRATOR_APP_NAME
     check_port_free(settings.bind_host, settings.api_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,9 +12,10 @@ import click
 import typer
 from rich.console import Console
 
+from company_agents.cli import companies as companies_cli
 from company_agents.cli.output import print_json, print_table
+from company_agents.cli.settings import settings_from
 from company_agents.errors import CompanyAgentsError
-from company_agents.settings import Settings, load_settings
 
 app = typer.Typer(
     name="company-agents",
@@ -25,17 +26,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+# Command groups, one module each; keep this list sorted.
+app.command("new")(companies_cli.new)
+app.add_typer(companies_cli.app, name="company")
 
 console = Console(stderr=True)
-
-
-def settings_from(ctx: typer.Context) -> Settings:
-    """The one settings object of this process, built on first use from the environment and options."""
-    obj = ctx.find_root().obj
-    if obj.get("settings") is None:
-        obj["settings"] = load_settings(**obj.get("overrides", {}))
-    settings: Settings = obj["settings"]
-    return settings
 
 
 @app.callback()

@@ -21,6 +21,7 @@ from company_agents.settings import Settings
 log = logging.getLogger(__name__)
 
 MIN_SERVER_VERSION_NUM = 150000
+ORCHESTRATOR_APP_NAME = "company-agents up"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -70,6 +71,8 @@ class Database:
     embedded: EmbeddedServer | None = None
     created: bool = False
     server_version_num: int = 0
+    # Shown in pg_stat_activity; `company-agents up` sets ORCHESTRATOR_APP_NAME so others can see it runs.
+    application_name: str = "company-agents"
     _async_engine: AsyncEngine | None = field(default=None, repr=False)
 
     @property
@@ -103,6 +106,7 @@ class Database:
                 max_overflow=max(2, size // 4),
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                connect_args={"application_name": self.application_name},
             )
         return self._async_engine
 
