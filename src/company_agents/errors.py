@@ -82,3 +82,29 @@ class InvalidInput(CompanyAgentsError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class IllegalTransition(Conflict):
+    """The task cannot move to that state from its current one."""
+
+    code = "illegal_transition"
+
+
+class StaleFencingToken(Conflict):
+    """The fencing token is stale: another attempt owns this task, or the lease is gone."""
+
+    code = "stale_fencing_token"
+
+
+class Unauthorized(CompanyAgentsError):
+    """Missing or unknown credentials."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(CompanyAgentsError):
+    """These credentials may not act on that object."""
+
+    code = "forbidden"
+    http_status = 403

@@ -53,6 +53,9 @@ runs = Table(
     Column("workspace_path", Text, nullable=True),
     Column("keep_workspace", Boolean, nullable=False, server_default="false"),
     Column("workspace_deleted_at", DateTime(timezone=True), nullable=True),
+    # SHA-256 of the run's lease token: outlives the lease row, so a zombie presenting it after its lease
+    # was reaped is recognised (409 stale) rather than treated as a stranger (401).
+    Column("lease_token_hash", Text, nullable=True, unique=True),
     # Which orchestrator process ran it (hostname:pid), for operators.
     Column("orchestrator_id", Text, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),

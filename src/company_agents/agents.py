@@ -1,0 +1,270 @@
+"""Teams and agents: hiring, the reporting tree, pause/resume/retire. Every change is audited."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents import audit
+from company_agents.companies import get_company
+from company_agents.db.schema import agents, memory_entries, teams
+from company_agents.errors import Conflict, InvalidInput, NotFound
+
+
+def _uuid_or_none(ref: str) -> UUID | None:
+    try:
+        return UUID(ref)
+    except ValueError:
+        return None
+
+
+async def get_team(conn: AsyncConnection, company_id: UUID, ref: str | UUID) -> dict[str, Any]:
+    """A team of the company by name (case-insensitive) or id."""
+    key = ref if isinstance(ref, UUID) else _uuid_or_none(ref)
+    cond = teams.c.id == key if key is not None else func.lower(teams.c.name) == str(ref).lower()
+    row = (await conn.execute(select(teams).where(teams.c.company_id == company_id, cond))).mappings().first()
+    if row is None:
+        raise NotFound(f"no team {ref!s} in this company", team=str(ref))
+    return dict(row)
+
+
+async def get_agent(conn: AsyncConnection, company_id: UUID | None, ref: str | UUID) -> dict[str, Any]:
+    """An agent by id, or by name within a company."""
+    key = ref if isinstance(ref, UUID) else _uuid_or_none(ref)
+    if key is not None:
+        query = select(agents).where(agents.c.id == key)
+        if company_id is not None:
+            query = query.where(agents.c.company_id == company_id)
+    elif company_id is not None:
+        query = select(agents).where(agents.c.company_id == company_id, agents.c.name == str(ref))
+    else:
+        raise InvalidInput("name an agent by id, or give its company", field="agent")
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound(f"no agent {ref!s}", agent=str(ref))
+    return dict(row)
+
+
+async def create_team(
+    conn: AsyncConnection,
+    *,
+    company: str,
+    name: str,
+    budget_usd: Decimal | None = None,
+    actor: str = audit.LOCAL_USER,
+) -> dict[str, Any]:
+    comp = await get_company(conn, company)
+    if not name.strip():
+        raise InvalidInput("a team needs a name", field="name")
+    if budget_usd is not None and budget_usd < 0:
+        raise InvalidInput("budget must not be negative", field="budget")
+    if budget_usd is not None and comp["budget_usd"] is not None and budget_usd > comp["budget_usd"]:
+        raise InvalidInput(
+            f"team budget {budget_usd} exceeds the company budget {comp['budget_usd']}", field="budget"
+        )
+    try:
+        async with conn.begin_nested():
+            row = (
+                (
+                    await conn.execute(
+                        insert(teams)
+                        .values(company_id=comp["id"], name=name.strip(), budget_usd=budget_usd)
+                        .returning(teams)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"the company already has a team named {name!r}", field="name") from exc
+    await audit.record(
+        conn,
+        actor=actor,
+        action="team.created",
+        subject_type="team",
+        subject_id=row["id"],
+        company_id=comp["id"],
+        payload={"name": row["name"]},
+    )
+    return dict(row)
+
+
+async def list_teams(conn: AsyncConnection, *, company: str) -> list[dict[str, Any]]:
+    comp = await get_company(conn, company)
+    query = select(teams).where(teams.c.company_id == comp["id"]).order_by(teams.c.name)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def hire_agent(
+    conn: AsyncConnection,
+    *,
+    company: str,
+    name: str,
+    role: str,
+    adapter: str | None,
+    team: str | None = None,
+    reports_to: str | None = None,
+    budget_usd: Decimal | None = None,
+    memory: str | None = None,
+    max_concurrent_tasks: int = 1,
+    adapter_config: dict[str, Any] | None = None,
+    actor: str = audit.LOCAL_USER,
+) -> dict[str, Any]:
+    """Hire an agent (status ``idle``). Its budget may not exceed its team's; it reports to an agent of
+    the same company, so reporting lines stay a tree (a new agent is always a leaf)."""
+    comp = await get_company(conn, company)
+    if comp["status"] != "active":
+        raise Conflict(f"company {comp['slug']} is archived: it cannot hire", company=comp["slug"])
+    if not name.strip() or not role.strip():
+        raise InvalidInput("an agent needs a name and a role", field="name" if not name.strip() else "role")
+    adapter = adapter or comp["default_adapter"]
+    if not adapter:
+        raise InvalidInput("give --adapter (the company has no default adapter)", field="adapter")
+    if max_concurrent_tasks < 1:
+        raise InvalidInput("an agent takes at least one task at a time", field="maxConcurrentTasks")
+    team_row = await get_team(conn, comp["id"], team) if team else None
+    if budget_usd is not None:
+        if budget_usd < 0:
+            raise InvalidInput("budget must not be negative", field="budget")
+        if (
+            team_row is not None
+            and team_row["budget_usd"] is not None
+            and budget_usd > team_row["budget_usd"]
+        ):
+            raise InvalidInput(
+                f"agent budget {budget_usd} exceeds team {team_row['name']}'s budget "
+                f"{team_row['budget_usd']}",
+                field="budget",
+            )
+        if comp["budget_usd"] is not None and budget_usd > comp["budget_usd"]:
+            raise InvalidInput(
+                f"agent budget {budget_usd} exceeds the company budget {comp['budget_usd']}", field="budget"
+            )
+    manager = await get_agent(conn, comp["id"], reports_to) if reports_to else None
+    if manager is not None and manager["status"] == "retired":
+        raise InvalidInput(
+            f"agent {manager['name']} is retired: nobody can report to them", field="reportsTo"
+        )
+    try:
+        async with conn.begin_nested():
+            row = (
+                (
+                    await conn.execute(
+                        insert(agents)
+                        .values(
+                            company_id=comp["id"],
+                            team_id=team_row["id"] if team_row else None,
+                            name=name.strip(),
+                            role=role.strip(),
+                            adapter=adapter,
+                            adapter_config=adapter_config or {},
+                            reports_to=manager["id"] if manager else None,
+                            budget_usd=budget_usd,
+                            max_concurrent_tasks=max_concurrent_tasks,
+                        )
+                        .returning(agents)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"the company already has an agent named {name!r}", field="name") from exc
+    agent = dict(row)
+    if memory:
+        await conn.execute(
+            insert(memory_entries).values(
+                company_id=comp["id"],
+                scope="agent",
+                scope_id=agent["id"],
+                topic="seed",
+                body=memory,
+                source_agent_id=None,
+                actor=actor,
+            )
+        )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="agent.hired",
+        subject_type="agent",
+        subject_id=agent["id"],
+        company_id=comp["id"],
+        payload={
+            "name": agent["name"],
+            "role": agent["role"],
+            "adapter": adapter,
+            "team": team_row["name"] if team_row else None,
+            "reportsTo": str(manager["id"]) if manager else None,
+        },
+    )
+    return agent
+
+
+_STATUS_MOVES = {
+    "pause": ({"idle", "running"}, "paused", "agent.paused"),
+    "resume": ({"paused"}, "idle", "agent.resumed"),
+    "retire": ({"idle", "running", "paused"}, "retired", "agent.retired"),
+}
+
+
+async def set_agent_status(
+    conn: AsyncConnection, *, company: str, agent: str, move: str, actor: str = audit.LOCAL_USER
+) -> dict[str, Any]:
+    """Pause, resume or retire. A paused or retired agent takes no new task; a running one finishes."""
+    sources, target, action = _STATUS_MOVES[move]
+    comp = await get_company(conn, company)
+    current = await get_agent(conn, comp["id"], agent)
+    if current["status"] not in sources:
+        raise Conflict(
+            f"agent {current['name']} is {current['status']}: cannot {move}", agent=current["name"]
+        )
+    values: dict[str, Any] = {"status": target, "updated_at": func.now()}
+    if target == "retired":
+        values["retired_at"] = func.now()
+    row = (
+        (
+            await conn.execute(
+                update(agents)
+                .where(and_(agents.c.id == current["id"], agents.c.status == current["status"]))
+                .values(**values)
+                .returning(agents)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise Conflict("the agent changed meanwhile; try again", agent=current["name"])
+    await audit.record(
+        conn,
+        actor=actor,
+        action=action,
+        subject_type="agent",
+        subject_id=current["id"],
+        company_id=comp["id"],
+        payload={"from": current["status"], "to": target},
+    )
+    return dict(row)
+
+
+async def list_agents(
+    conn: AsyncConnection, *, company: str, team: str | None = None, include_retired: bool = False
+) -> list[dict[str, Any]]:
+    comp = await get_company(conn, company)
+    query = (
+        select(agents, teams.c.name.label("team_name"))
+        .select_from(agents.outerjoin(teams, teams.c.id == agents.c.team_id))
+        .where(agents.c.company_id == comp["id"])
+        .order_by(agents.c.created_at)
+    )
+    if team:
+        query = query.where(agents.c.team_id == (await get_team(conn, comp["id"], team))["id"])
+    if not include_retired:
+        query = query.where(agents.c.status != "retired")
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -1,0 +1,258 @@
+"""Tasks from the board's side: create, list, show, and the human transitions (cancel, approve, reject,
+requeue). Claims and agent-side writes live in ``leases``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents import audit
+from company_agents.agents import get_agent, get_team
+from company_agents.companies import get_company
+from company_agents.db.schema import leases, runs, tasks, teams
+from company_agents.errors import InvalidInput, NotFound
+from company_agents.task_states import TASK_STATUSES_ALL, check_transition
+
+# One NOTIFY per enqueue transaction wakes idle schedulers; polling stays behind it.
+TASKS_CHANNEL = "company_agents_tasks"
+NOTIFY_SQL = text("SELECT pg_notify(:channel, :payload)")
+
+
+def parse_task_id(ref: str | UUID) -> UUID:
+    if isinstance(ref, UUID):
+        return ref
+    try:
+        return UUID(ref)
+    except ValueError:
+        raise InvalidInput(f"{ref!r} is not a task id", field="task") from None
+
+
+async def get_task(conn: AsyncConnection, ref: str | UUID, *, for_update: bool = False) -> dict[str, Any]:
+    query = select(tasks).where(tasks.c.id == parse_task_id(ref))
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound(f"no task {ref!s}", task=str(ref))
+    return dict(row)
+
+
+async def create_task(
+    conn: AsyncConnection,
+    *,
+    company: str,
+    title: str,
+    body: str = "",
+    agent: str | None = None,
+    team: str | None = None,
+    parent: str | None = None,
+    budget_usd: Decimal | None = None,
+    priority: int = 0,
+    max_attempts: int = 3,
+    keep_workspace: bool = False,
+    actor: str = audit.LOCAL_USER,
+) -> dict[str, Any]:
+    """Queue a task for an agent, a team (an available agent of it takes it) or anyone in the company."""
+    comp = await get_company(conn, company)
+    title = title.strip()
+    if not title:
+        raise InvalidInput("a task needs a title", field="title")
+    if len(title) > 500:
+        raise InvalidInput("a title is one sentence (at most 500 characters)", field="title")
+    if agent and team:
+        raise InvalidInput("assign a task to an agent or to a team, not both", field="agent")
+    if max_attempts < 1:
+        raise InvalidInput("max attempts must be at least 1", field="maxAttempts")
+    if budget_usd is not None and budget_usd < 0:
+        raise InvalidInput("budget must not be negative", field="budget")
+    agent_row = await get_agent(conn, comp["id"], agent) if agent else None
+    if agent_row is not None and agent_row["status"] == "retired":
+        raise InvalidInput(f"agent {agent_row['name']} is retired", field="agent")
+    team_row = await get_team(conn, comp["id"], team) if team else None
+    parent_row = None
+    if parent:
+        parent_row = await get_task(conn, parent)
+        if parent_row["company_id"] != comp["id"]:
+            raise InvalidInput("the parent task belongs to another company", field="parent")
+        if (
+            budget_usd is not None
+            and parent_row["budget_usd"] is not None
+            and budget_usd > parent_row["budget_usd"]
+        ):
+            raise InvalidInput("a sub-task's budget may not exceed its parent's", field="budget")
+    row = (
+        (
+            await conn.execute(
+                insert(tasks)
+                .values(
+                    company_id=comp["id"],
+                    title=title,
+                    body=body,
+                    assigned_agent_id=agent_row["id"] if agent_row else None,
+                    assigned_team_id=team_row["id"] if team_row else None,
+                    parent_id=parent_row["id"] if parent_row else None,
+                    budget_usd=budget_usd,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    keep_workspace=keep_workspace,
+                    created_by=actor,
+                )
+                .returning(tasks)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="task.created",
+        subject_type="task",
+        subject_id=row["id"],
+        company_id=comp["id"],
+        payload={
+            "title": title,
+            "agent": agent_row["name"] if agent_row else None,
+            "team": team_row["name"] if team_row else None,
+        },
+    )
+    await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(comp["id"])})
+    return dict(row)
+
+
+async def list_tasks(
+    conn: AsyncConnection,
+    *,
+    company: str,
+    status: list[str] | None = None,
+    agent: str | None = None,
+    team: str | None = None,
+    parent: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Filters: status (several), agent, team, parent (``null`` = top-level only)."""
+    comp = await get_company(conn, company)
+    query = (
+        select(tasks, teams.c.name.label("team_name"))
+        .select_from(tasks.outerjoin(teams, teams.c.id == tasks.c.assigned_team_id))
+        .where(tasks.c.company_id == comp["id"])
+        .order_by(tasks.c.created_at)
+        .limit(limit)
+    )
+    if status:
+        unknown = [s for s in status if s not in TASK_STATUSES_ALL]
+        if unknown:
+            raise InvalidInput(f"unknown status {', '.join(unknown)}", field="status")
+        query = query.where(tasks.c.status.in_(status))
+    if agent:
+        query = query.where(tasks.c.assigned_agent_id == (await get_agent(conn, comp["id"], agent))["id"])
+    if team:
+        query = query.where(tasks.c.assigned_team_id == (await get_team(conn, comp["id"], team))["id"])
+    if parent == "null":
+        query = query.where(tasks.c.parent_id.is_(None))
+    elif parent:
+        query = query.where(tasks.c.parent_id == parse_task_id(parent))
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def task_runs(conn: AsyncConnection, task_id: UUID) -> list[dict[str, Any]]:
+    query = select(runs).where(runs.c.task_id == task_id).order_by(runs.c.attempt)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def _move(
+    conn: AsyncConnection,
+    ref: str,
+    target: str,
+    *,
+    action: str,
+    actor: str,
+    values: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    task = await get_task(conn, ref, for_update=True)
+    check_transition(task["status"], target, task_id=task["id"])
+    row = (
+        (
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task["id"], tasks.c.status == task["status"])
+                .values(status=target, updated_at=func.now(), **(values or {}))
+                .returning(tasks)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action=action,
+        subject_type="task",
+        subject_id=task["id"],
+        company_id=task["company_id"],
+        payload={"from": task["status"], "to": target, **(payload or {})},
+    )
+    if task["status"] in ("assigned", "running"):
+        await _end_active_attempt(conn, task, exit_reason="cancelled", run_status="cancelled")
+    return dict(row)
+
+
+async def _end_active_attempt(
+    conn: AsyncConnection, task: dict[str, Any], *, exit_reason: str, run_status: str
+) -> None:
+    """Drop the lease and end the run of the attempt in flight: its holder's next write is stale."""
+    run_ids = (
+        (await conn.execute(delete(leases).where(leases.c.task_id == task["id"]).returning(leases.c.run_id)))
+        .scalars()
+        .all()
+    )
+    if run_ids:
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(run_ids), runs.c.status == "running")
+            .values(status=run_status, exit_reason=exit_reason, ended_at=func.now())
+        )
+
+
+async def cancel_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LOCAL_USER) -> dict[str, Any]:
+    return await _move(
+        conn, ref, "cancelled", action="task.cancelled", actor=actor, values={"finished_at": func.now()}
+    )
+
+
+async def approve_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LOCAL_USER) -> dict[str, Any]:
+    return await _move(
+        conn, ref, "done", action="task.approved", actor=actor, values={"finished_at": func.now()}
+    )
+
+
+async def reject_task(
+    conn: AsyncConnection, ref: str, *, feedback: str, actor: str = audit.LOCAL_USER
+) -> dict[str, Any]:
+    """Send a reviewed task back to the queue with the reviewer's feedback; the next attempt gets a new
+    fencing token."""
+    if not feedback.strip():
+        raise InvalidInput("say what to change (--feedback)", field="feedback")
+    row = await _move(
+        conn,
+        ref,
+        "queued",
+        action="task.rejected",
+        actor=actor,
+        values={"feedback": feedback, "output": None},
+        payload={"feedback": feedback},
+    )
+    await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
+    return row
+
+
+async def requeue_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LOCAL_USER) -> dict[str, Any]:
+    """A human takes a handed-off or blocked task back to the queue."""
+    row = await _move(conn, ref, "queued", action="task.requeued", actor=actor)
+    await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
+    return row
