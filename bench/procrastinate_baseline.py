@@ -31,9 +31,9 @@ from company_agents.db.database import libpq_url
 from company_agents.db.embedded import EmbeddedServer
 
 try:  # run as a script (bench/ on sys.path) or imported as ``bench.procrastinate_baseline``
-    from _common import Row, Timer, print_results  # type: ignore[import-not-found,no-redef]
+    from _common import Row, Timer, print_results  # type: ignore[import-not-found,unused-ignore]
 except ImportError:
-    from bench._common import Row, Timer, print_results  # type: ignore[no-redef]
+    from bench._common import Row, Timer, print_results  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 ENQUEUE_CHUNK = 1000  # jobs per batch_defer_async call (one INSERT statement each)
 TASK_NAME = "bench_noop"
