@@ -12,7 +12,9 @@ import click
 import typer
 from rich.console import Console
 
+from company_agents.cli import agents as agents_cli
 from company_agents.cli import companies as companies_cli
+from company_agents.cli import tasks as tasks_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import CompanyAgentsError
@@ -27,8 +29,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 # Command groups, one module each; keep this list sorted.
+app.add_typer(agents_cli.agent_app, name="agent")
 app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
+app.add_typer(tasks_cli.app, name="task")
+app.add_typer(agents_cli.team_app, name="team")
 
 console = Console(stderr=True)
 
@@ -71,6 +76,7 @@ def up(ctx: typer.Context) -> None:
             )
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
+            console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
             console.print(f"  logs       {settings.logs_dir}")
             console.print("  stop with Ctrl-C")
 

@@ -1,0 +1,39 @@
+"""The lease reaper loop: safe on every orchestrator at once, because each step is a compare-and-set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from company_agents import leases
+from company_agents.db.database import Database
+
+log = logging.getLogger(__name__)
+
+
+async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]]:
+    async with db.engine.begin() as conn:
+        reaped = await leases.reap_expired(conn, batch=batch)
+    for row in reaped:
+        log.warning(
+            "lease expired: task %s %s (attempt %s)",
+            row["task_id"],
+            row["status"],
+            row["attempt"],
+            extra={"action": "lease_expired", "task_id": str(row["task_id"])},
+        )
+    return reaped
+
+
+async def run_reaper(db: Database, *, interval: float, stop: asyncio.Event) -> None:
+    """Reap every ``interval`` seconds until ``stop``; database errors are logged and retried."""
+    while not stop.is_set():
+        try:
+            while len(await reap_once(db)) == 100:
+                pass  # a full batch: there may be more right away
+        except Exception:  # the loop must survive a database restart
+            log.exception("reaper pass failed; retrying", extra={"action": "reaper_error"})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
