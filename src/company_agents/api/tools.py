@@ -25,6 +25,8 @@ from company_agents.errors import CompanyAgentsError, Conflict, Forbidden, NotFo
 from company_agents.settings import Settings
 
 T = TypeVar("T")
+# Module level: with postponed annotations FastAPI resolves these names from the module's globals.
+Auth = Annotated[str | None, Header()]
 
 
 class ToolCall(BaseModel):
@@ -114,8 +116,6 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                         conn, ident, tool=tool, error=exc, presented=call.fencing_token
                     )
                 raise
-
-    Auth = Annotated[str | None, Header()]
 
     @router.post("/renew_lease")
     async def renew_lease(call: RenewLease, authorization: Auth = None) -> dict[str, Any]:
