@@ -1,0 +1,224 @@
+"""Queue benchmark: claim + complete throughput with the full bookkeeping, against procrastinate.
+
+Each task costs our queue two transactions, one statement each — the claim (agent row lock; task update
+with a new fencing token; run insert; lease insert; audit insert) and the completion (fenced task update;
+lease delete; run update; audit insert) — with a no-op handler in between. Tasks are pre-enqueued in bulk (not timed).
+Modes: unbatched (one task per claim, one commit per completion) and batched (up to --batch tasks per
+claim statement; their completions, each still fenced, committed together). The baseline is
+procrastinate's own worker draining the same number of no-op jobs on the same server, in the same run.
+
+    .venv/bin/python bench/claims.py                 # embedded and the machine's PostgreSQL (127.0.0.1:5432)
+    .venv/bin/python bench/claims.py --backend embedded -n 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from company_agents import agents, companies, leases
+from company_agents.db.database import sqlalchemy_url
+from company_agents.db.migrate import upgrade
+
+try:  # run as a script (bench/ on sys.path) or imported as ``bench.claims``
+    from _common import Row, p50_p99, print_results  # type: ignore[import-not-found,unused-ignore]
+    from procrastinate_baseline import (  # type: ignore[import-not-found,unused-ignore]
+        create_scratch_db,
+        drop_db,
+        embedded_admin_dsn,
+        measure_procrastinate,
+    )
+except ImportError:
+    from bench._common import Row, p50_p99, print_results  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from bench.procrastinate_baseline import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        create_scratch_db,
+        drop_db,
+        embedded_admin_dsn,
+        measure_procrastinate,
+    )
+
+SYSTEM_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+ENQUEUE_SQL = """
+INSERT INTO tasks (company_id, title, assigned_team_id)
+SELECT :company_id, 'bench task ' || g, :team_id FROM generate_series(1, :n) g
+"""
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    done: int
+    claim_latencies: list[float]
+
+
+async def _prepare(dsn: str, n: int, agents_total: int, capacity: int) -> list[str]:
+    from sqlalchemy import create_engine
+
+    sync = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    upgrade(sync)
+    sync.dispose()
+    engine = create_async_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    async with engine.begin() as conn:
+        comp = await companies.create_company(conn, name="Bench", team_names=["Workers"])
+        ids = []
+        for i in range(agents_total):
+            agent = await agents.hire_agent(
+                conn,
+                company=comp["slug"],
+                name=f"w{i}",
+                role="bench",
+                adapter="noop",
+                team="Workers",
+                max_concurrent_tasks=capacity,
+            )
+            ids.append(str(agent["id"]))
+        team = (await conn.execute(text("SELECT id FROM teams WHERE name = 'Workers'"))).scalar_one()
+        await conn.execute(text(ENQUEUE_SQL), {"company_id": comp["id"], "team_id": team, "n": n})
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.execute(text("VACUUM ANALYZE tasks"))
+    await engine.dispose()
+    return ids
+
+
+async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStats:
+    engine = create_async_engine(sqlalchemy_url(dsn), pool_size=len(agent_ids) * 2, max_overflow=0)
+    latencies: list[float] = []
+    done = 0
+
+    async def one_agent(agent_id: uuid.UUID) -> None:
+        nonlocal done
+        idle = 0
+        # Each claim and each completion is a single statement, so autocommit is its own transaction:
+        # no BEGIN/COMMIT round trips on the unbatched path.
+        async with engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            while idle < 2:
+                start = time.perf_counter()
+                claims = await leases.claim(
+                    conn, agent_id=agent_id, holder="bench", lease_seconds=300, limit=batch
+                )
+                latencies.append(time.perf_counter() - start)
+                if not claims:
+                    idle += 1
+                    continue
+                idle = 0
+                # no-op handler; each completion is still a fenced write of its own
+                if batch == 1:
+                    for claim in claims:
+                        await leases.complete(
+                            conn, claim.identity(), fencing_token=claim.fencing_token, output=None
+                        )
+                else:
+                    async with engine.begin() as tx:
+                        for claim in claims:
+                            await leases.complete(
+                                tx, claim.identity(), fencing_token=claim.fencing_token, output=None
+                            )
+                done += len(claims)
+
+    await asyncio.gather(*(one_agent(uuid.UUID(a)) for a in agent_ids))
+    await engine.dispose()
+    return WorkerStats(done=done, claim_latencies=latencies)
+
+
+def _process(dsn: str, agent_ids: list[str], batch: int, start: Any, out: Any) -> None:
+    start.wait()
+    stats = asyncio.run(_worker_loop(dsn, agent_ids, batch))
+    out.put((stats.done, stats.claim_latencies))
+
+
+def measure_ours(dsn: str, n: int, *, processes: int, per_process: int, batch: int) -> dict[str, float]:
+    agent_ids = asyncio.run(_prepare(dsn, n, processes * per_process, capacity=batch))
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_process, args=(dsn, agent_ids[i * per_process : (i + 1) * per_process], batch, start, out)
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let interpreters import before the clock starts
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=600) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    done = sum(r[0] for r in results)
+    if done != n:
+        raise RuntimeError(f"drained {done} of {n} tasks")
+    latencies = [lat for r in results for lat in r[1]]
+    p50, p99 = p50_p99(latencies)
+    return {"tasks_per_s": n / elapsed, "elapsed_s": elapsed, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+
+
+def run_backend(name: str, admin_dsn: str, args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    dsn = create_scratch_db(admin_dsn, prefix="bench_proc")
+    try:
+        base = measure_procrastinate(dsn, args.n, concurrency=args.procrastinate_concurrency)
+    finally:
+        drop_db(admin_dsn, dsn)
+    rows.append(Row(f"{name}: procrastinate (c={args.procrastinate_concurrency})", base.tasks_per_s, {}))
+    for label, batch in (("unbatched", 1), (f"batched x{args.batch}", args.batch)):
+        dsn = create_scratch_db(admin_dsn, prefix="bench_ours")
+        try:
+            result = measure_ours(
+                dsn, args.n, processes=args.processes, per_process=args.workers, batch=batch
+            )
+        finally:
+            drop_db(admin_dsn, dsn)
+        rows.append(
+            Row(
+                f"{name}: ours {label}",
+                result["tasks_per_s"],
+                {"claim p50 ms": round(result["p50_ms"], 2), "claim p99 ms": round(result["p99_ms"], 2)},
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["embedded", "external", "both"], default="both")
+    parser.add_argument("--external-dsn", default=SYSTEM_PG, help="admin DSN of the external server")
+    parser.add_argument("-n", type=int, default=4000, help="tasks per measurement")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (ours)")
+    parser.add_argument("--workers", type=int, default=4, help="agents (async claim loops) per process")
+    parser.add_argument("--batch", type=int, default=32, help="claims per statement in batched mode")
+    parser.add_argument("--procrastinate-concurrency", type=int, default=4)
+    args = parser.parse_args()
+    for backend in ("embedded", "external"):
+        if args.backend not in (backend, "both"):
+            continue
+        if backend == "embedded":
+            with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
+                admin, server = embedded_admin_dsn(tmp)
+                try:
+                    rows = run_backend("embedded", admin, args)
+                finally:
+                    server.release()
+        else:
+            rows = run_backend("external", args.external_dsn, args)
+        print_results(
+            rows, baseline=rows[0].name, metric="tasks/s", title=f"Queue throughput ({backend}, n={args.n})"
+        )
+
+
+if __name__ == "__main__":
+    main()
