@@ -1,0 +1,84 @@
+"""A test agent whose behaviour the test picks through the task body (one word):
+
+complete     report progress, a cost, then complete
+crash_once   on attempt 1 wait to be killed; later attempts complete
+hang         start a child in its own group, then hang (ignoring SIGTERM) until killed
+orphan       on attempt 1 wait for the file named in $ORPHAN_GO, then call mark_complete over HTTP
+             with its lease token and write the HTTP status to $ORPHAN_GO.status; later attempts complete
+wait_stop    wait for a shutdown line on stdin, then exit 0 without completing
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def emit(**event: object) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def complete(task: dict[str, object]) -> None:
+    emit(type="progress", message="working", step="write", percent=50)
+    emit(type="cost", model="test-model", inputTokens=10, outputTokens=5)
+    Path("result.txt").write_text(f"done: {task['title']}\n")
+    emit(type="complete", output={"title": task["title"], "attempt": task["attempt"]}, reasoning="scripted")
+
+
+def main() -> None:
+    task = json.loads(Path(".company-agents/task.json").read_text())
+    mode = str(task["body"]).strip()
+    Path("pid").write_text(str(os.getpid()))
+    if mode == "complete" or (mode in ("crash_once", "orphan") and int(task["attempt"]) > 1):
+        complete(task)
+        return
+    if mode == "crash_once":
+        emit(type="progress", message="about to be killed")
+        time.sleep(600)
+    if mode == "hang":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "600"])
+        Path("child_pid").write_text(str(child.pid))
+        emit(type="progress", message="hanging")
+        time.sleep(600)
+    if mode == "orphan":
+        emit(type="progress", message="waiting for go")
+        go = Path(os.environ["ORPHAN_GO"])
+        while not go.exists():
+            time.sleep(0.05)
+        body = json.dumps({"fencingToken": int(os.environ["CA_FENCING_TOKEN"]), "output": "from the orphan"})
+        request = urllib.request.Request(
+            os.environ["MCP_SERVER_URL"] + "/tools/mark_complete",
+            data=body.encode(),
+            method="POST",
+            headers={
+                "Authorization": "Bearer " + os.environ["CA_LEASE_TOKEN"],
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                status: int | str = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError as exc:  # say why, rather than dying unseen (stderr's reader is gone)
+            status = f"error: {exc!r}"
+        Path(str(go) + ".status").write_text(str(status))
+        return
+    if mode == "wait_stop":
+        emit(type="progress", message="waiting for shutdown")
+        for line in sys.stdin:
+            if json.loads(line).get("type") == "shutdown":
+                return
+    sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Real agent processes under a real `company-agents up`: outcomes, crashes, timeouts, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.orchestrator import (
+    Orchestrator,
+    add_task,
+    pid_alive,
+    query,
+    setup_company,
+    wait_for,
+)
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], db_url: str) -> dict[str, str]:
+    return {
+        **cli_env,
+        "DATABASE_URL": db_url,
+        "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "0.2",
+        "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
+    }
+
+
+def _status(db_url: str, task_id: str) -> str:
+    return str(query(db_url, "SELECT status FROM tasks WHERE id = %s", task_id)[0][0])
+
+
+def test_an_agent_process_runs_a_task_to_review(env: dict[str, str], home: Path, db_url: str) -> None:
+    setup_company(env, home)
+    task_id = add_task(env, "complete", "--keep")
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: _status(db_url, task_id) == "review", what="review")
+    finally:
+        orch.terminate()
+    ((run_id, status, exit_reason, workspace),) = query(
+        db_url, "SELECT id, status, exit_reason, workspace_path FROM runs WHERE task_id = %s", task_id
+    )
+    assert (status, exit_reason) == ("succeeded", "complete")
+    ws = Path(workspace)
+    assert ws == home / "runs" / str(run_id)
+    assert (ws / ".git").is_dir()
+    task_json = json.loads((ws / ".company-agents" / "task.json").read_text())
+    assert task_json["taskId"] == task_id and task_json["fencingToken"] == 1
+    for name in ("AGENTS.md", "TOOLS.md", "MEMORY.md", "budget.json"):
+        assert (ws / ".company-agents" / name).exists()
+    assert json.loads((ws / ".run" / "checkpoints" / "0001.json").read_text())["message"] == "working"
+    assert (ws / "result.txt").read_text() == "done: task complete\n"
+    run_log = (home / "logs" / "runs" / f"{run_id}.log").read_text()
+    assert '"type": "complete"' in run_log and "exited with code 0" in run_log
+    assert query(db_url, "SELECT model, input_tokens FROM cost_entries WHERE task_id = %s", task_id) == [
+        ("test-model", 10)
+    ]
+    assert query(db_url, "SELECT payload->>'message' FROM run_checkpoints WHERE run_id = %s", run_id) == [
+        ("working",)
+    ]
+
+
+def test_a_successful_run_without_keep_leaves_no_workspace(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home)
+    task_id = add_task(env, "complete")
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: _status(db_url, task_id) == "review", what="review")
+        wait_for(
+            lambda: query(db_url, "SELECT workspace_deleted_at IS NOT NULL FROM runs")[0][0], what="cleanup"
+        )
+    finally:
+        orch.terminate()
+    assert list((home / "runs").iterdir()) == []
+
+
+def test_kill_9_of_the_agent_ends_the_run_as_a_crash_and_the_task_is_retried(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home)
+    task_id = add_task(env, "crash_once")
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: bool(list((home / "runs").glob("*/pid"))), what="agent start")
+        pid = int(next((home / "runs").glob("*/pid")).read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: _status(db_url, task_id) == "review", what="retry to review")
+    finally:
+        orch.terminate()
+    runs = query(
+        db_url,
+        "SELECT attempt, status, exit_reason, exit_code FROM runs WHERE task_id = %s ORDER BY attempt",
+        task_id,
+    )
+    assert runs == [(1, "failed", "crash", -9), (2, "succeeded", "complete", None)]
+
+
+def test_a_hung_agent_times_out_and_its_whole_group_is_gone(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home, adapter_extra={"timeoutSeconds": 2})
+    task_id = add_task(env, "hang", "--max-attempts", "1", "--keep")
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: _status(db_url, task_id) == "failed", timeout=60, what="timeout")
+    finally:
+        orch.terminate()
+    ws = next((home / "runs").iterdir())
+    pid, child = int((ws / "pid").read_text()), int((ws / "child_pid").read_text())
+    assert not pid_alive(pid) and not pid_alive(child), "the agent and its child must both be gone"
+    assert query(db_url, "SELECT exit_reason FROM runs WHERE task_id = %s", task_id) == [("timeout",)]
+
+
+def test_sigterm_of_the_orchestrator_leaves_no_agent_and_no_lease(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home, agents=2)
+    tasks = [add_task(env, "hang") for _ in range(2)]
+    orch = Orchestrator(env)
+    wait_for(lambda: len(list((home / "runs").glob("*/child_pid"))) == 2, what="both agents running")
+    pids = [int(p.read_text()) for p in (home / "runs").glob("*/pid")]
+    pids += [int(p.read_text()) for p in (home / "runs").glob("*/child_pid")]
+    orch.terminate()
+    assert orch.proc.returncode == 0
+    assert [p for p in pids if pid_alive(p)] == []
+    assert query(db_url, "SELECT count(*) FROM leases") == [(0,)]
+    assert sorted(_status(db_url, t) for t in tasks) == ["queued", "queued"], "released straight back"
+    exits = query(db_url, "SELECT exit_reason FROM runs")
+    assert sorted(e for (e,) in exits) == ["shutdown", "shutdown"]
+
+
+def test_kill_9_of_the_orchestrator_then_restart_requeues_and_fences_the_orphan(
+    env: dict[str, str], home: Path, db_url: str, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    env = {**env, "COMPANY_AGENTS_LEASE_SECONDS": "3", "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": "0.5"}
+    setup_company(env, home, adapter_extra={"env": {"ORPHAN_GO": str(go)}})
+    task_id = add_task(env, "orphan")
+    first = Orchestrator(env)
+    wait_for(lambda: _status(db_url, task_id) == "running", what="attempt 1 running")
+    orphan_pid = int(
+        wait_for(lambda: bool(list((home / "runs").glob("*/pid"))), what="pid") * 0
+        or next((home / "runs").glob("*/pid")).read_text()
+    )
+    first.kill9()
+    killed_at = time.monotonic()
+    assert pid_alive(orphan_pid), "the agent outlives a kill -9 of its orchestrator"
+    # Same tool port, as on a real machine: the orphan's MCP_SERVER_URL reaches the new orchestrator.
+    second = Orchestrator(env, tool_port=first.tool_port)
+    try:
+        wait_for(
+            lambda: query(db_url, "SELECT count(*) FROM runs WHERE task_id = %s", task_id)[0][0] == 2,
+            timeout=30,
+            what="requeue and a second attempt",
+        )
+        requeued_after = time.monotonic() - killed_at
+        assert requeued_after < 3 + 0.5 + 5, f"re-queued after {requeued_after:.1f}s"
+        wait_for(lambda: _status(db_url, task_id) == "review", what="attempt 2 completes")
+        go.write_text("go")
+        status_file = Path(str(go) + ".status")
+        wait_for(status_file.exists, timeout=30, what="the orphan's write")
+        assert status_file.read_text() == "409"
+    finally:
+        second.terminate()
+        if pid_alive(orphan_pid):
+            os.kill(orphan_pid, signal.SIGKILL)
+    assert query(
+        db_url, "SELECT attempt, exit_reason FROM runs WHERE task_id = %s ORDER BY attempt", task_id
+    ) == [(1, "lease_expired"), (2, "complete")]
+    (output,) = query(db_url, "SELECT output FROM tasks WHERE id = %s", task_id)[0]
+    assert output["output"]["attempt"] == 2
+
+
+def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
+    env: dict[str, str], home: Path, db_url: str, tmp_path: Path
+) -> None:
+    setup_company(env, home, agents=4)
+    n = 16
+    tasks = [add_task(env, "complete") for _ in range(n)]
+    other_home = tmp_path / "home2"
+    other_home.mkdir()
+    (other_home / "config.json").write_text((home / "config.json").read_text())
+    a = Orchestrator(env)
+    b = Orchestrator({**env, "COMPANY_AGENTS_HOME": str(other_home)})
+    try:
+        wait_for(
+            lambda: query(db_url, "SELECT count(*) FROM tasks WHERE status = 'review'")[0][0] == n,
+            timeout=120,
+            what="all tasks in review",
+        )
+    finally:
+        a.terminate()
+        b.terminate()
+    per_task = query(db_url, "SELECT task_id, count(*) FROM runs GROUP BY task_id")
+    assert len(per_task) == n and all(c == 1 for _, c in per_task)
+    holders = {h for (h,) in query(db_url, "SELECT DISTINCT orchestrator_id FROM runs")}
+    assert len(tasks) == n and len(holders) >= 1
