@@ -210,6 +210,19 @@ RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     action="'task.released'",
 )
 
+# A cost reported by a running attempt, fenced like every other write; the lease row is share-locked so
+# a concurrent reaper either runs before (no lease: rejected) or after (the cost is in).
+COST_SQL: LiteralString = """
+INSERT INTO cost_entries (company_id, team_id, agent_id, task_id, run_id, kind, model, input_tokens,
+                          output_tokens, amount_usd, fencing_token, details)
+SELECT l.company_id, a.team_id, l.agent_id, l.task_id, l.run_id, :kind, :model, :input_tokens,
+       :output_tokens, :amount_usd, l.fencing_token, CAST(:details AS jsonb)
+FROM leases l JOIN agents a ON a.id = l.agent_id
+WHERE l.task_id = :task_id AND l.fencing_token = :fencing_token AND l.token_hash = :token_hash
+FOR SHARE OF l
+RETURNING id
+"""
+
 # Compare-and-set (invariant 3): the inner SELECT locks expired leases (skipping any being renewed right
 # now); the outer condition is re-checked on the locked row version.
 REAP_SQL: LiteralString = """
@@ -448,6 +461,39 @@ async def release(
         extra={"reason": reason},
         event_payload={"reason": reason[:500]},
     )
+
+
+async def record_cost(
+    conn: AsyncConnection,
+    ident: RunIdentity,
+    *,
+    fencing_token: int,
+    model: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    amount_usd: Any = None,
+    kind: str = "llm",
+    details: dict[str, Any] | None = None,
+) -> UUID:
+    """Store a cost as it arrived (pricing comes with the costs issue); fenced."""
+    row = (
+        await conn.execute(
+            text(COST_SQL),
+            {
+                **_params(ident, fencing_token),
+                "kind": kind,
+                "model": model,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "amount_usd": amount_usd,
+                "details": json.dumps(details or {}),
+            },
+        )
+    ).first()
+    if row is None:
+        raise _stale(ident, fencing_token, "cost")
+    cost_id: UUID = row[0]
+    return cost_id
 
 
 async def reap_expired(conn: AsyncConnection, *, batch: int = 100) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from company_agents.api.tools import create_tool_app
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.reaper import run_reaper
+from company_agents.scheduler import Scheduler, run_housekeeping
 from company_agents.startup import Instance
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,11 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         _server(create_app(inst.db), settings.bind_host, settings.api_port),
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port),
     ]
+    scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop)
     background: list[Coroutine[Any, Any, None]] = [
         run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),
+        scheduler.run(),
+        run_housekeeping(settings, inst.db, stop=stop),
     ]
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(s.serve()) for s in servers]
     tasks += [asyncio.create_task(c) for c in background]
@@ -92,9 +96,12 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
     finally:
         log.info("orchestrator stopping", extra={"action": "orchestrator_stopping"})
         stop.set()
+        # Background parts first: the scheduler shuts every agent down and releases its lease (the
+        # tool endpoint stays up meanwhile, for agents finishing their last call).
+        results = await asyncio.gather(*tasks[len(servers) :], return_exceptions=True)
         for server in servers:
             server.should_exit = True
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        results += await asyncio.gather(*tasks[: len(servers)], return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("stopped with an error: %r", result)

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     lease_seconds: float = 300.0
     reaper_interval_seconds: float = 5.0
     max_attempts: int = 3
+    # Running agents (issue 4)
+    run_timeout_seconds: float = 3600.0
+    shutdown_grace_seconds: float = 10.0
+    workspace_retention_days: float = 7.0
+    housekeeping_interval_seconds: float = 60.0
+    scheduler_poll_seconds: float = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("home", mode="after")
@@ -66,7 +72,13 @@ class Settings(BaseSettings):
             raise ConfigError("DATABASE_URL must start with postgresql:// (or postgres://)")
         return value
 
-    @field_validator("lease_seconds", "reaper_interval_seconds", mode="after")
+    @field_validator(
+        "lease_seconds",
+        "reaper_interval_seconds",
+        "run_timeout_seconds",
+        "scheduler_poll_seconds",
+        mode="after",
+    )
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -83,6 +95,15 @@ class Settings(BaseSettings):
         if self.db_pool_size is not None:
             return self.db_pool_size
         return self.max_concurrent_runs + 4
+
+    @property
+    def tool_url(self) -> str:
+        """Where agents reach the tool endpoint (``MCP_SERVER_URL`` overrides it)."""
+        return self.mcp_server_url or f"http://{self.bind_host}:{self.tool_port}"
+
+    @property
+    def run_logs_dir(self) -> Path:
+        return self.logs_dir / "runs"
 
     @property
     def db_dir(self) -> Path:

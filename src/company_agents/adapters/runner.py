@@ -1,0 +1,408 @@
+"""The base every adapter shares: run one claimed task as an agent process, from launch to outcome.
+
+The agent runs in its own process group, in its workspace, with a clean environment plus the run's
+variables. Its output streams to the run log; the json-lines protocol turns its stdout events into
+fenced writes. The lease is renewed at 60% of the window while the process lives. On exit the outcome
+is mapped (complete / failed / crash / timeout / lease_expired / shutdown), and the whole group is
+ended with SIGTERM → grace → SIGKILL so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import update
+
+from company_agents import leases
+from company_agents.adapters.config import AdapterConfig, render_command
+from company_agents.db.database import Database
+from company_agents.db.schema import runs
+from company_agents.errors import CompanyAgentsError, StaleFencingToken
+from company_agents.settings import Settings
+from company_agents.workspaces import (
+    create_workspace,
+    load_context,
+    mark_deleted,
+    remove_workspace,
+    run_log_path,
+)
+
+log = logging.getLogger(__name__)
+
+BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+@dataclass
+class RunState:
+    """What happened during one run, as the adapter saw it."""
+
+    outcome: str | None = None  # complete | failed | handoff (from the agent)
+    lost_lease: bool = False
+    timed_out: bool = False
+    shutdown: bool = False
+    exit_code: int | None = None
+    checkpoints: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class RunLog:
+    """Appends timestamped lines to ``<home>/logs/runs/<run-id>.log``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: TextIO = path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, stream: str, line: str) -> None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+        self._fh.write(f"{stamp} [{stream}] {line.rstrip()}\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def clean_env(extra: dict[str, str], run_vars: dict[str, str], workspace: Path) -> dict[str, str]:
+    env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["HOME"] = str(workspace)
+    env.update(extra)
+    env.update(run_vars)
+    return env
+
+
+def kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class AgentRun:
+    """One run of one claimed task through a process adapter."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        claim: leases.Claim,
+        adapter: AdapterConfig,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.claim = claim
+        self.ident = claim.identity()
+        self.adapter = adapter
+        self.stop = stop
+        self.state = RunState()
+        self.timeout = adapter.timeout_seconds or settings.run_timeout_seconds
+        self.log = RunLog(run_log_path(settings, claim.run_id))
+        self.workspace: Path | None = None
+        self.keep = False
+
+    # -- fenced writes -------------------------------------------------------------------------
+
+    async def _write(self, what: str, coro_factory: Any) -> Any:
+        """Run one fenced write in autocommit; a stale token means the lease is lost."""
+        try:
+            async with self.db.autocommit() as conn:
+                return await coro_factory(conn)
+        except StaleFencingToken:
+            self.log.write("orchestrator", f"{what} rejected: this run no longer holds the task")
+            self.state.lost_lease = True
+            return None
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def execute(self) -> RunState:
+        try:
+            await self._execute()
+        except Exception as exc:  # an orchestrator-side failure must still end the attempt
+            log.exception("run %s failed in the orchestrator", self.claim.run_id)
+            self.log.write("orchestrator", f"orchestrator error: {type(exc).__name__}: {exc}")
+            if self.state.outcome is None and not self.state.lost_lease:
+                await self._end_attempt(f"orchestrator error: {type(exc).__name__}", "crash")
+        finally:
+            self.log.close()
+        return self.state
+
+    async def _execute(self) -> None:
+        async with self.db.engine.connect() as conn:
+            ctx = await load_context(conn, self.claim)
+            await conn.rollback()
+        self.keep = bool(ctx.task["keep_workspace"])
+        self.workspace = create_workspace(self.settings, ctx)
+        async with self.db.autocommit() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == self.claim.run_id).values(workspace_path=str(self.workspace))
+            )
+        run_vars = {
+            "CA_TASK_ID": str(self.claim.task_id),
+            "CA_RUN_ID": str(self.claim.run_id),
+            "CA_LEASE_TOKEN": self.claim.lease_token,
+            "CA_FENCING_TOKEN": str(self.claim.fencing_token),
+            "MCP_SERVER_URL": self.settings.tool_url,
+            "CA_WORKSPACE": str(self.workspace),
+        }
+        template_vars = {
+            "workspacePath": str(self.workspace),
+            "taskId": str(self.claim.task_id),
+            "runId": str(self.claim.run_id),
+            "leaseToken": self.claim.lease_token,
+            "fencingToken": str(self.claim.fencing_token),
+            "mcpUrl": self.settings.tool_url,
+        }
+        argv, extra_env = render_command(self.adapter, template_vars)
+        await self._write(
+            "start", lambda c: leases.start(c, self.ident, fencing_token=self.claim.fencing_token)
+        )
+        if self.state.lost_lease:
+            return
+        self.log.write(
+            "orchestrator", f"starting {self.adapter.name}: {argv[0]} (attempt {self.claim.attempt})"
+        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.workspace,
+                env=clean_env(extra_env, run_vars, self.workspace),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: we end the whole group
+                limit=1 << 20,
+            )
+        except OSError as exc:
+            self.log.write("orchestrator", f"could not start {argv[0]}: {exc.strerror}")
+            await self._end_attempt(f"could not start the agent: {exc.strerror}", "crash")
+            return
+        await self._supervise(proc)
+
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
+        pgid = proc.pid
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            asyncio.create_task(self._read_stdout(proc)),
+            asyncio.create_task(self._read_stream(proc.stderr, "stderr")),
+        ]
+        renewer = asyncio.create_task(self._renew_loop())
+        waiter = asyncio.create_task(proc.wait())
+        stopper = asyncio.create_task(self.stop.wait())
+        deadline = time.monotonic() + self.timeout
+        try:
+            while not waiter.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.state.timed_out = True
+                    self.log.write("orchestrator", f"timed out after {self.timeout:.0f}s")
+                    break
+                if self.state.lost_lease:
+                    break
+                if stopper.done():
+                    self.state.shutdown = True
+                    self.log.write("orchestrator", "orchestrator shutting down")
+                    break
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=min(remaining, 0.2), return_when=asyncio.FIRST_COMPLETED
+                )
+            if not waiter.done():
+                await self._terminate(proc, pgid, waiter)
+            self.state.exit_code = proc.returncode
+            # Anything the group left behind (grandchildren) goes too.
+            kill_group(pgid, signal.SIGKILL)
+            await asyncio.gather(*readers, return_exceptions=True)
+        finally:
+            renewer.cancel()
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        self.log.write("orchestrator", f"agent exited with code {proc.returncode}")
+        await self._finish()
+
+    async def _terminate(
+        self, proc: asyncio.subprocess.Process, pgid: int, waiter: asyncio.Task[int]
+    ) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            with contextlib.suppress(OSError, RuntimeError):
+                reason = (
+                    "timeout"
+                    if self.state.timed_out
+                    else "lease lost"
+                    if self.state.lost_lease
+                    else "shutdown"
+                )
+                proc.stdin.write(
+                    (
+                        json.dumps({"type": "shutdown", "reason": reason, "graceSeconds": grace}) + "\n"
+                    ).encode()
+                )
+                await asyncio.wait_for(proc.stdin.drain(), timeout=1)
+        kill_group(pgid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=grace)
+        except TimeoutError:
+            self.log.write("orchestrator", f"still running {grace:.0f}s after SIGTERM: SIGKILL")
+            kill_group(pgid, signal.SIGKILL)
+            await waiter
+
+    async def _renew_loop(self) -> None:
+        interval = self.settings.lease_seconds * 0.6
+        while True:
+            await asyncio.sleep(interval)
+            result = await self._write(
+                "renew_lease",
+                lambda c: leases.renew(
+                    c,
+                    self.ident,
+                    fencing_token=self.claim.fencing_token,
+                    lease_seconds=self.settings.lease_seconds,
+                ),
+            )
+            if result is None:
+                return
+
+    async def _read_stream(self, stream: asyncio.StreamReader, name: str) -> None:
+        async for raw in stream:
+            self.log.write(name, raw.decode(errors="replace"))
+
+    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            self.log.write("stdout", line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and isinstance(event.get("type"), str):
+                try:
+                    await self._handle(event)
+                except CompanyAgentsError as exc:
+                    self.log.write("orchestrator", f"event {event.get('type')} refused: {exc.message}")
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        fence = self.claim.fencing_token
+        if self.state.outcome is not None:
+            self.log.write("orchestrator", f"ignoring {kind}: the run already reported {self.state.outcome}")
+            return
+        if kind == "progress":
+            checkpoint = {k: v for k, v in event.items() if k != "type"}
+            cid = await self._write(
+                "report_progress",
+                lambda c: leases.report_progress(c, self.ident, fencing_token=fence, checkpoint=checkpoint),
+            )
+            if cid is not None and self.workspace is not None:
+                self.state.checkpoints += 1
+                path = self.workspace / ".run" / "checkpoints" / f"{self.state.checkpoints:04d}.json"
+                path.write_text(json.dumps(checkpoint, indent=2) + "\n")
+        elif kind == "cost":
+            await self._write(
+                "cost",
+                lambda c: leases.record_cost(
+                    c,
+                    self.ident,
+                    fencing_token=fence,
+                    model=_str(event.get("model")),
+                    input_tokens=_int(event.get("inputTokens")),
+                    output_tokens=_int(event.get("outputTokens")),
+                    amount_usd=event.get("usd"),
+                    details={k: v for k, v in event.items() if k != "type"},
+                ),
+            )
+        elif kind == "complete":
+            row = await self._write(
+                "mark_complete",
+                lambda c: leases.complete(
+                    c,
+                    self.ident,
+                    fencing_token=fence,
+                    output=event.get("output"),
+                    reasoning=str(event.get("reasoning", "")),
+                ),
+            )
+            if row is not None:
+                self.state.outcome = "complete"
+        elif kind == "failed":
+            row = await self._end_attempt(str(event.get("reason") or "the agent gave up"), "failed")
+            if row is not None:
+                self.state.outcome = "failed"
+        elif kind == "handoff":
+            row = await self._write(
+                "request_handoff",
+                lambda c: leases.handoff(
+                    c, self.ident, fencing_token=fence, reason=str(event.get("reason") or "")
+                ),
+            )
+            if row is not None:
+                self.state.outcome = "handoff"
+        else:
+            self.log.write("orchestrator", f"unknown event type {kind!r} ignored")
+
+    async def _end_attempt(self, reason: str, exit_reason: str) -> Any:
+        return await self._write(
+            "mark_failed",
+            lambda c: leases.fail(
+                c,
+                self.ident,
+                fencing_token=self.claim.fencing_token,
+                reason=reason,
+                exit_reason=exit_reason,
+                exit_code=self.state.exit_code,
+            ),
+        )
+
+    async def _finish(self) -> None:
+        state = self.state
+        if state.outcome is None and not state.lost_lease:
+            if state.shutdown:
+                await self._write(
+                    "release",
+                    lambda c: leases.release(
+                        c, self.ident, fencing_token=self.claim.fencing_token, reason="orchestrator shut down"
+                    ),
+                )
+            elif state.timed_out:
+                await self._end_attempt(f"timed out after {self.timeout:.0f}s", "timeout")
+            elif state.exit_code == 0:
+                await self._end_attempt("the agent exited without reporting complete or failed", "failed")
+            else:
+                code = state.exit_code
+                why = (
+                    f"killed by signal {-code}"
+                    if code is not None and code < 0
+                    else f"exited with code {code}"
+                )
+                await self._end_attempt(f"the agent crashed ({why})", "crash")
+        if state.outcome == "complete" and self.workspace is not None and not self.keep:
+            remove_workspace(self.workspace)
+            async with self.db.autocommit() as conn:
+                await mark_deleted(conn, self.claim.run_id)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -1,0 +1,185 @@
+"""The scheduler inside ``up``: claims runnable tasks for idle agents and hands each to its adapter.
+
+Wake-ups come from LISTEN/NOTIFY on the tasks channel (one NOTIFY per enqueue transaction), with
+polling behind it, so a lost notification or a pooler that drops them only costs the poll interval.
+Several orchestrators on one database share the work safely: every claim is a SKIP LOCKED compare-and-
+set inside ``ca_claim_tasks``. Database errors are logged and retried; the loop never exits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from sqlalchemy import text
+
+from company_agents import leases
+from company_agents.adapters.config import AdapterConfig, load_adapters
+from company_agents.adapters.runner import AgentRun
+from company_agents.db.database import Database, libpq_url
+from company_agents.errors import ConfigError
+from company_agents.settings import Settings
+from company_agents.tasks import TASKS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+# Agents that could take work now: active, in an active company, under capacity, with a runnable task
+# they are allowed to take, and an adapter this orchestrator knows. Least-busy first.
+CANDIDATES_SQL = text(
+    """
+    SELECT a.id, a.adapter,
+           a.max_concurrent_tasks - (SELECT count(*) FROM leases l WHERE l.agent_id = a.id) AS room
+    FROM agents a JOIN companies c ON c.id = a.company_id
+    WHERE a.status IN ('idle', 'running') AND c.status = 'active' AND a.adapter = ANY(:adapters)
+      AND a.max_concurrent_tasks > (SELECT count(*) FROM leases l WHERE l.agent_id = a.id)
+      AND EXISTS (
+          SELECT 1 FROM tasks t
+          WHERE t.status = 'queued' AND t.company_id = a.company_id
+            AND (t.run_after IS NULL OR t.run_after <= now())
+            AND (t.assigned_agent_id = a.id
+                 OR (t.assigned_agent_id IS NULL
+                     AND (t.assigned_team_id IS NULL OR t.assigned_team_id = a.team_id))))
+    ORDER BY 3 DESC, random()
+    LIMIT :limit
+    """
+)
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, db: Database, *, holder: str, stop: asyncio.Event) -> None:
+        self.settings = settings
+        self.db = db
+        self.holder = holder
+        self.stop = stop
+        self.wake = asyncio.Event()
+        self.running: dict[UUID, asyncio.Task[Any]] = {}
+        self.adapters: dict[str, AdapterConfig] = {}
+
+    def _reload_adapters(self) -> None:
+        try:
+            self.adapters = load_adapters(self.settings.config_path)
+        except ConfigError as exc:
+            log.error("adapters not loaded: %s", exc.message, extra={"action": "adapter_config_error"})
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        try:
+            while not self.stop.is_set():
+                self._reload_adapters()
+                try:
+                    await self.fill()
+                except Exception:
+                    log.exception("scheduling pass failed; retrying", extra={"action": "scheduler_error"})
+                self.wake.clear()
+                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self.stop.wait())]
+                await asyncio.wait(
+                    waiters, timeout=self.settings.scheduler_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for w in waiters:
+                    w.cancel()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for every run to end (``stop`` makes each shut its agent down and release its lease)."""
+        if self.running:
+            await asyncio.gather(*self.running.values(), return_exceptions=True)
+
+    async def fill(self) -> int:
+        """Claim as much as capacity allows; returns how many runs were started."""
+        started = 0
+        while not self.stop.is_set():
+            free = self.settings.max_concurrent_runs - len(self.running)
+            if free <= 0 or not self.adapters:
+                return started
+            async with self.db.autocommit() as conn:
+                agents = (
+                    (await conn.execute(CANDIDATES_SQL, {"adapters": list(self.adapters), "limit": free}))
+                    .mappings()
+                    .all()
+                )
+            if not agents:
+                return started
+            claimed_any = False
+            for agent in agents:
+                free = self.settings.max_concurrent_runs - len(self.running)
+                if free <= 0:
+                    break
+                async with self.db.autocommit() as conn:
+                    claims = await leases.claim(
+                        conn,
+                        agent_id=agent["id"],
+                        holder=self.holder,
+                        lease_seconds=self.settings.lease_seconds,
+                        limit=min(free, int(agent["room"])),
+                    )
+                for claim in claims:
+                    self._start(claim, self.adapters[agent["adapter"]])
+                    started += 1
+                    claimed_any = True
+            if not claimed_any:
+                return started
+        return started
+
+    def _start(self, claim: leases.Claim, adapter: AdapterConfig) -> None:
+        log.info(
+            "starting run %s of task %s",
+            claim.run_id,
+            claim.task_id,
+            extra={"action": "run_started", "task_id": str(claim.task_id), "run_id": str(claim.run_id)},
+        )
+        run = AgentRun(self.settings, self.db, claim, adapter, self.stop)
+        task = asyncio.create_task(run.execute(), name=f"run:{claim.run_id}")
+        self.running[claim.run_id] = task
+
+        def done(_: asyncio.Task[Any]) -> None:
+            self.running.pop(claim.run_id, None)
+            self.wake.set()  # capacity freed: look for more work
+
+        task.add_done_callback(done)
+
+    async def _listen(self) -> None:
+        """LISTEN for new tasks; reconnect with backoff when the connection drops."""
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    libpq_url(self.db.url), autocommit=True, application_name=self.db.application_name
+                ) as conn:
+                    await conn.execute(f"LISTEN {TASKS_CHANNEL}")
+                    delay = 0.5
+                    self.wake.set()  # catch up on anything queued while we were not listening
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning(
+                    "task listener lost its connection (%s); polling meanwhile",
+                    exc,
+                    extra={"action": "listener_reconnect"},
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            delay = min(delay * 2, 10)
+
+
+async def run_housekeeping(settings: Settings, db: Database, *, stop: asyncio.Event) -> None:
+    """Workspace retention, every ``housekeeping_interval_seconds``."""
+    from company_agents.workspaces import housekeeping_once
+
+    while not stop.is_set():
+        try:
+            async with db.autocommit() as conn:
+                removed = await housekeeping_once(settings, conn)
+            if removed:
+                log.info("removed %d expired workspaces", removed, extra={"action": "workspaces_removed"})
+        except Exception:
+            log.exception("housekeeping failed; retrying", extra={"action": "housekeeping_error"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.housekeeping_interval_seconds)

@@ -1,0 +1,219 @@
+"""Run workspaces (DESIGN §5): ``<home>/runs/<run-id>/``, a git working tree with the task's context,
+and their retention: deleted after success, kept N days after failure, kept when asked (``--keep``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents.db.schema import agents, companies, runs, tasks, teams
+from company_agents.leases import Claim
+from company_agents.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTEXT_DIR = ".company-agents"
+RUN_DIR = ".run"
+
+
+def workspace_path(settings: Settings, run_id: UUID) -> Path:
+    return settings.runs_dir / str(run_id)
+
+
+def run_log_path(settings: Settings, run_id: UUID) -> Path:
+    return settings.run_logs_dir / f"{run_id}.log"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything an agent is told about its run (written as ``task.json`` and the role files)."""
+
+    claim: Claim
+    task: dict[str, Any]
+    agent: dict[str, Any]
+    company: dict[str, Any]
+    team: dict[str, Any] | None
+    memory: list[dict[str, Any]]
+
+    def task_json(self, workspace: Path, mcp_url: str) -> dict[str, Any]:
+        budget = self.task["budget_usd"] or self.agent["budget_usd"]
+        return {
+            "taskId": str(self.claim.task_id),
+            "runId": str(self.claim.run_id),
+            "companyId": str(self.company["id"]),
+            "companySlug": self.company["slug"],
+            "agentId": str(self.agent["id"]),
+            "agentName": self.agent["name"],
+            "role": self.agent["role"],
+            "team": self.team["name"] if self.team else None,
+            "title": self.task["title"],
+            "body": self.task["body"],
+            "attempt": self.claim.attempt,
+            "fencingToken": self.claim.fencing_token,
+            "leaseExpiresAt": self.claim.lease_expires_at.isoformat(),
+            "feedback": self.task["feedback"],
+            "parentId": str(self.task["parent_id"]) if self.task["parent_id"] else None,
+            "budgetEnvelope": {"usd": _num(budget), "tokens": None},
+            "workspacePath": str(workspace),
+            "mcpServerUrl": mcp_url,
+        }
+
+
+def _num(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+MEMORY_SQL = text(
+    """
+    SELECT DISTINCT ON (scope, scope_id, topic) scope, topic, body, created_at
+    FROM memory_entries
+    WHERE company_id = :company_id
+      AND ((scope = 'company' AND scope_id = :company_id)
+        OR (scope = 'team' AND scope_id = :team_id)
+        OR (scope = 'agent' AND scope_id = :agent_id)
+        OR (scope = 'task' AND scope_id = :task_id))
+    ORDER BY scope, scope_id, topic, id DESC
+    """
+)
+
+
+async def load_context(conn: AsyncConnection, claim: Claim) -> RunContext:
+    task = dict((await conn.execute(select(tasks).where(tasks.c.id == claim.task_id))).mappings().one())
+    agent = dict((await conn.execute(select(agents).where(agents.c.id == claim.agent_id))).mappings().one())
+    company = dict(
+        (await conn.execute(select(companies).where(companies.c.id == claim.company_id))).mappings().one()
+    )
+    team = None
+    if agent["team_id"] is not None:
+        team = dict(
+            (await conn.execute(select(teams).where(teams.c.id == agent["team_id"]))).mappings().one()
+        )
+    memory = [
+        dict(r)
+        for r in (
+            await conn.execute(
+                MEMORY_SQL,
+                {
+                    "company_id": company["id"],
+                    "team_id": agent["team_id"],
+                    "agent_id": agent["id"],
+                    "task_id": task["id"],
+                },
+            )
+        ).mappings()
+    ]
+    return RunContext(claim=claim, task=task, agent=agent, company=company, team=team, memory=memory)
+
+
+def render_memory(memory: list[dict[str, Any]]) -> str:
+    lines = ["# Memory", "", "The latest entry per topic, for this run's scopes.", ""]
+    for scope in ("company", "team", "agent", "task"):
+        entries = [m for m in memory if m["scope"] == scope]
+        if not entries:
+            continue
+        lines += [f"## {scope.capitalize()}", ""]
+        for entry in entries:
+            lines += [f"### {entry['topic']}", "", str(entry["body"]).strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _agents_md(ctx: RunContext) -> str:
+    team = ctx.team["name"] if ctx.team else "none"
+    return (
+        f"# {ctx.agent['name']}\n\nRole: {ctx.agent['role']}\nTeam: {team}\n"
+        f"Company: {ctx.company['name']} ({ctx.company['slug']})\n\n"
+        "Read `task.json` first, then `MEMORY.md`. Report progress when there is something to say, and "
+        "finish with `complete` (or `failed`/`handoff`). See docs/agent-protocol.md.\n"
+    )
+
+
+TOOLS_MD = """# Tools
+
+Write one JSON object per line on stdout: `progress`, `cost`, `complete`, `failed`, `handoff`.
+Or call `POST $MCP_SERVER_URL/tools/<name>` with `Authorization: Bearer $CA_LEASE_TOKEN` and
+`{"fencingToken": $CA_FENCING_TOKEN, ...}`: renew_lease, report_progress, mark_complete, mark_failed,
+request_handoff. A 409 `stale_fencing_token` means this run no longer owns the task: stop.
+"""
+
+
+def _git(args: list[str], cwd: Path) -> None:
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=30,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"},
+    )
+
+
+def create_workspace(settings: Settings, ctx: RunContext) -> Path:
+    """Lay out a fresh workspace; returns its path."""
+    path = workspace_path(settings, ctx.claim.run_id)
+    context = path / CONTEXT_DIR
+    (path / RUN_DIR / "checkpoints").mkdir(parents=True, exist_ok=True)
+    context.mkdir(parents=True, exist_ok=True)
+    try:
+        _git(["init", "-q"], path)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("git init failed in %s: %s", path, exc, extra={"action": "workspace_git_failed"})
+    (context / "task.json").write_text(json.dumps(ctx.task_json(path, settings.tool_url), indent=2) + "\n")
+    (context / "AGENTS.md").write_text(_agents_md(ctx))
+    (context / "TOOLS.md").write_text(TOOLS_MD)
+    (context / "MEMORY.md").write_text(render_memory(ctx.memory))
+    budget = ctx.task["budget_usd"] or ctx.agent["budget_usd"]
+    (context / "budget.json").write_text(
+        json.dumps({"usd": _num(budget), "tokens": None, "spentUsd": 0}) + "\n"
+    )
+    # Keep the orchestrator's files out of the agent's commits.
+    (path / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    (path / ".git" / "info" / "exclude").write_text(f"{CONTEXT_DIR}/\n{RUN_DIR}/\n")
+    return path
+
+
+def remove_workspace(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def mark_deleted(conn: AsyncConnection, run_id: UUID) -> None:
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(workspace_deleted_at=func.now()))
+
+
+async def expired_workspaces(conn: AsyncConnection, *, retention_days: float) -> list[dict[str, Any]]:
+    """Ended runs whose workspace is due: succeeded (and not kept), or failed longer ago than retention."""
+    query = text(
+        """
+        SELECT id, workspace_path, status, ended_at FROM runs
+        WHERE workspace_path IS NOT NULL AND workspace_deleted_at IS NULL AND status <> 'running'
+          AND NOT keep_workspace
+          AND (status = 'succeeded' OR ended_at < now() - make_interval(secs => :seconds))
+        ORDER BY ended_at
+        LIMIT 500
+        """
+    )
+    return [dict(r) for r in (await conn.execute(query, {"seconds": retention_days * 86400})).mappings()]
+
+
+async def housekeeping_once(settings: Settings, conn: AsyncConnection) -> int:
+    """Delete due workspaces that live on this machine; returns how many were removed."""
+    removed = 0
+    root = settings.runs_dir.resolve()
+    for row in await expired_workspaces(conn, retention_days=settings.workspace_retention_days):
+        path = Path(row["workspace_path"])
+        if root not in path.resolve().parents:
+            continue  # another machine's, or not ours to touch
+        if path.exists():
+            remove_workspace(path)
+        await mark_deleted(conn, row["id"])
+        removed += 1
+    return removed
