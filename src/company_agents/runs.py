@@ -1,8 +1,7 @@
-"""Runs as the board sees them: list, show, checkpoints, and where each run's log lives."""
+"""Runs as the board sees them: list, show, checkpoints (the log path is ``workspaces.run_log_path``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +12,6 @@ from company_agents.companies import get_company
 from company_agents.db.schema import agents, companies, run_checkpoints, runs, tasks
 from company_agents.db.schema.runs import RUN_STATUSES
 from company_agents.errors import InvalidInput, NotFound
-from company_agents.settings import Settings
 from company_agents.tasks import parse_task_id
 
 RUN_ID_PREFIX = "run_"
@@ -27,11 +25,6 @@ def parse_run_id(ref: str | UUID) -> UUID:
         return UUID(ref.removeprefix(RUN_ID_PREFIX))
     except ValueError:
         raise InvalidInput(f"{ref!r} is not a run id", field="run") from None
-
-
-def log_path(settings: Settings, run_id: UUID | str) -> Path:
-    """Where the run's log is written (by the adapter, appended while the run lives) and read."""
-    return settings.logs_dir / "runs" / f"{run_id}.log"
 
 
 def _runs_query() -> Select[Any]:

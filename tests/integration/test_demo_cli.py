@@ -1,4 +1,4 @@
-"""`company-agents demo`: the example adapter in config.json, a company, agents and queued tasks; twice is once."""
+"""`company-agents demo`: the example adapter in config.json, a company, agents, queued tasks; idempotent."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.db.database import Database
 from company_agents.errors import NotFound
+from company_agents.workspaces import run_log_path
 
 app = typer.Typer(help="Runs: list, show, logs.", no_args_is_help=True)
 
@@ -105,7 +106,7 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         row = await runs.get_run(conn, run)
         checkpoints = await runs.list_checkpoints(conn, row["id"])
-        log = runs.log_path(settings, row["id"])
+        log = run_log_path(settings, row["id"])
         workspace = row["workspace_path"]
         return {
             **run_public(row),
@@ -203,7 +204,7 @@ def logs(
             try:
                 async with db.engine.connect() as conn:
                     row = await runs.get_run(conn, run)
-                path = runs.log_path(settings, row["id"])
+                path = run_log_path(settings, row["id"])
                 if follow:
                     await follow_log(db, row["id"], path, out)
                 elif not path.is_file():
