@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -129,6 +130,9 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
             value = f"{value}{'' if data['workspace_exists'] else ' (deleted)'}"
         if key == "log_path":
             value = f"{value}{'' if data['log_exists'] else ' (none yet)'}"
+        if key == "output" and value is not None:
+            value = json.dumps(value, ensure_ascii=False, default=str)
+            value = value if len(value) <= 300 else value[:300] + "… (--json shows it all)"
         if key not in ("workspace_exists", "log_exists"):
             print(f"{key:<22} {'' if value is None else value}")
     print_table(

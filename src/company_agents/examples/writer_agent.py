@@ -184,7 +184,7 @@ def render_document(title: str, content: str, path: str) -> str:
 def _first_line(data: bytes) -> str:
     for raw in data.decode("utf-8", errors="replace").splitlines():
         line = raw.strip().lstrip("#").strip()
-        if line and line not in ("---", "```"):
+        if any(ch.isalnum() for ch in line):  # skip rules, fences and lone brackets
             return line[:100]
     return "(empty)"
 
