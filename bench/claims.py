@@ -2,7 +2,8 @@
 
 Each task costs our queue two transactions, one statement each — the claim (agent row lock; task update
 with a new fencing token; run insert; lease insert; audit insert) and the completion (fenced task update;
-lease delete; run update; audit insert) — with a no-op handler in between. Tasks are pre-enqueued in bulk (not timed).
+lease delete; run update; audit insert) — with a no-op handler in between. Tasks are pre-enqueued in
+bulk (not timed).
 Modes: unbatched (one task per claim, one commit per completion) and batched (up to --batch tasks per
 claim statement; their completions, each still fenced, committed together). The baseline is
 procrastinate's own worker draining the same number of no-op jobs on the same server, in the same run.

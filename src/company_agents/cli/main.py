@@ -14,6 +14,8 @@ from rich.console import Console
 
 from company_agents.cli import agents as agents_cli
 from company_agents.cli import companies as companies_cli
+from company_agents.cli import demo as demo_cli
+from company_agents.cli import runs as runs_cli
 from company_agents.cli import tasks as tasks_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
@@ -32,6 +34,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(agents_cli.agent_app, name="agent")
 app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
+app.command("demo")(demo_cli.demo)
+app.add_typer(runs_cli.app, name="run")
 app.add_typer(tasks_cli.app, name="task")
 app.add_typer(agents_cli.team_app, name="team")
 

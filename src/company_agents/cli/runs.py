@@ -1,0 +1,221 @@
+"""`company-agents run …`: list, show, logs (``--follow`` tails a live run until it has ended)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+from uuid import UUID
+
+import typer
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents import runs
+from company_agents.cli.context import opened, run_in_transaction
+from company_agents.cli.output import print_json, print_table
+from company_agents.cli.settings import settings_from
+from company_agents.db.database import Database
+from company_agents.errors import NotFound
+from company_agents.workspaces import run_log_path
+
+app = typer.Typer(help="Runs: list, show, logs.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
+RunArg = Annotated[str, typer.Argument(help="Run id.")]
+
+POLL_SECONDS = 0.5
+CHUNK_BYTES = 64 * 1024
+
+
+def run_public(row: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "task_id",
+        "task_title",
+        "company_id",
+        "company_slug",
+        "agent_id",
+        "agent_name",
+        "attempt",
+        "fencing_token",
+        "status",
+        "exit_reason",
+        "exit_code",
+        "error",
+        "output",
+        "workspace_path",
+        "keep_workspace",
+        "workspace_deleted_at",
+        "orchestrator_id",
+        "started_at",
+        "ended_at",
+    )
+    return {k: row.get(k) for k in keys}
+
+
+def _duration(row: dict[str, Any]) -> str:
+    if row["ended_at"] is None:
+        return "running"
+    return f"{(row['ended_at'] - row['started_at']).total_seconds():.1f}s"
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option("--company", help="Company slug or id.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Task id.")] = None,
+    status: Annotated[str | None, typer.Option(help="Comma-separated run statuses.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+    rows = run_in_transaction(
+        settings_from(ctx),
+        lambda conn: runs.list_runs(conn, company=company, task=task, status=statuses, limit=limit),
+    )
+    if json_out:
+        print_json([run_public(r) for r in rows])
+        return
+    print_table(
+        "Runs",
+        ["id", "task", "agent", "attempt", "status", "exit", "started", "took"],
+        [
+            [
+                str(r["id"]),
+                r["task_title"][:40],
+                r["agent_name"],
+                r["attempt"],
+                r["status"],
+                r["exit_reason"],
+                r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                _duration(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
+    """Show a run: its row, checkpoints, workspace and log file."""
+    settings = settings_from(ctx)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        row = await runs.get_run(conn, run)
+        checkpoints = await runs.list_checkpoints(conn, row["id"])
+        log = run_log_path(settings, row["id"])
+        workspace = row["workspace_path"]
+        return {
+            **run_public(row),
+            "workspace_exists": bool(workspace) and Path(workspace).is_dir(),
+            "log_path": str(log),
+            "log_exists": log.is_file(),
+            "checkpoints": [
+                {k: c[k] for k in ("id", "fencing_token", "payload", "created_at")} for c in checkpoints
+            ],
+        }
+
+    data = run_in_transaction(settings, work)
+    if json_out:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key == "checkpoints":
+            continue
+        if key == "workspace_path" and value:
+            value = f"{value}{'' if data['workspace_exists'] else ' (deleted)'}"
+        if key == "log_path":
+            value = f"{value}{'' if data['log_exists'] else ' (none yet)'}"
+        if key == "output" and value is not None:
+            value = json.dumps(value, ensure_ascii=False, default=str)
+            value = value if len(value) <= 300 else value[:300] + "… (--json shows it all)"
+        if key not in ("workspace_exists", "log_exists"):
+            print(f"{key:<22} {'' if value is None else value}")
+    print_table(
+        "Checkpoints",
+        ["id", "at", "step", "percent", "message"],
+        [
+            [
+                c["id"],
+                c["created_at"].strftime("%H:%M:%S"),
+                c["payload"].get("step"),
+                c["payload"].get("percent"),
+                str(c["payload"].get("message", ""))[:80],
+            ]
+            for c in data["checkpoints"]
+        ],
+    )
+
+
+def copy_new_bytes(path: Path, position: int, out: BinaryIO) -> int:
+    """Write what ``path`` gained since ``position`` to ``out``; the new position."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return position
+    if size < position:  # truncated or replaced: start again from the top
+        position = 0
+    if size == position:
+        return position
+    with path.open("rb") as fh:
+        fh.seek(position)
+        while chunk := fh.read(CHUNK_BYTES):
+            out.write(chunk)
+            position += len(chunk)
+    out.flush()
+    return position
+
+
+async def follow_log(
+    db: Database, run_id: UUID, path: Path, out: BinaryIO, *, poll_seconds: float = POLL_SECONDS
+) -> None:
+    """Tail the log until the run has ended in the database and the file has stopped growing."""
+    position = 0
+    ended = False
+    while True:
+        grown = copy_new_bytes(path, position, out)
+        # One full poll after the end was seen with nothing new: the adapter has flushed its last line.
+        if ended and grown == position:
+            return
+        position = grown
+        if not ended:
+            try:
+                async with db.engine.connect() as conn:  # one short transaction per poll
+                    ended = await runs.run_has_ended(conn, run_id)
+            except DBAPIError:
+                pass  # the database restarted or the connection dropped: keep tailing, ask again
+        await asyncio.sleep(poll_seconds)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    run: RunArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run has ended.")
+    ] = False,
+) -> None:
+    """Print a run's log (stdout, stderr and the orchestrator's notes)."""
+    settings = settings_from(ctx)
+    out = sys.stdout.buffer
+    with opened(settings) as db:
+
+        async def main() -> None:
+            try:
+                async with db.engine.connect() as conn:
+                    row = await runs.get_run(conn, run)
+                path = run_log_path(settings, row["id"])
+                if follow:
+                    await follow_log(db, row["id"], path, out)
+                elif not path.is_file():
+                    raise NotFound(f"run {row['id']} has no log yet (expected at {path})", run=str(row["id"]))
+                else:
+                    copy_new_bytes(path, 0, out)
+            finally:
+                await db.dispose()
+
+        asyncio.run(main())

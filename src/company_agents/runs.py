@@ -1,0 +1,89 @@
+"""Runs as the board sees them: list, show, checkpoints (the log path is ``workspaces.run_log_path``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents.companies import get_company
+from company_agents.db.schema import agents, companies, run_checkpoints, runs, tasks
+from company_agents.db.schema.runs import RUN_STATUSES
+from company_agents.errors import InvalidInput, NotFound
+from company_agents.tasks import parse_task_id
+
+RUN_ID_PREFIX = "run_"
+
+
+def parse_run_id(ref: str | UUID) -> UUID:
+    """A run id (a UUID, optionally written ``run_<uuid>``); ``InvalidInput`` otherwise."""
+    if isinstance(ref, UUID):
+        return ref
+    try:
+        return UUID(ref.removeprefix(RUN_ID_PREFIX))
+    except ValueError:
+        raise InvalidInput(f"{ref!r} is not a run id", field="run") from None
+
+
+def _runs_query() -> Select[Any]:
+    return (
+        select(
+            runs,
+            tasks.c.title.label("task_title"),
+            agents.c.name.label("agent_name"),
+            companies.c.slug.label("company_slug"),
+        )
+        .join(tasks, tasks.c.id == runs.c.task_id)
+        .join(agents, agents.c.id == runs.c.agent_id)
+        .join(companies, companies.c.id == runs.c.company_id)
+    )
+
+
+async def list_runs(
+    conn: AsyncConnection,
+    *,
+    company: str | None = None,
+    task: str | None = None,
+    status: list[str] | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Runs, newest first, with their task title, agent name and company slug."""
+    query = _runs_query()
+    if company is not None:
+        query = query.where(runs.c.company_id == (await get_company(conn, company))["id"])
+    if task is not None:
+        query = query.where(runs.c.task_id == parse_task_id(task))
+    if status:
+        unknown = [s for s in status if s not in RUN_STATUSES]
+        if unknown:
+            raise InvalidInput(
+                f"unknown status {', '.join(unknown)}; use {', '.join(RUN_STATUSES)}", field="status"
+            )
+        query = query.where(runs.c.status.in_(status))
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    query = query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_run(conn: AsyncConnection, ref: str | UUID) -> dict[str, Any]:
+    """One run with its task title, agent name and company slug; raises ``NotFound``."""
+    run_id = parse_run_id(ref)
+    row = (await conn.execute(_runs_query().where(runs.c.id == run_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"no run {ref!s}", run=str(ref))
+    return dict(row)
+
+
+async def list_checkpoints(conn: AsyncConnection, run_id: UUID) -> list[dict[str, Any]]:
+    """The run's checkpoints in the order they were written."""
+    query = select(run_checkpoints).where(run_checkpoints.c.run_id == run_id).order_by(run_checkpoints.c.id)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def run_has_ended(conn: AsyncConnection, run_id: UUID) -> bool:
+    """True once the run is no longer ``running`` (or does not exist)."""
+    status = (await conn.execute(select(runs.c.status).where(runs.c.id == run_id))).scalar_one_or_none()
+    return status != "running"
