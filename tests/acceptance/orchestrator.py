@@ -118,7 +118,7 @@ class Orchestrator:
 
 def query(db_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> float:
