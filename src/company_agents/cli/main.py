@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from company_agents.cli import companies as companies_cli
+from company_agents.cli import transfer as transfer_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import CompanyAgentsError
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+db_app.command("export")(transfer_cli.export)
+db_app.command("import")(transfer_cli.import_)
 # Command groups, one module each; keep this list sorted.
 app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
