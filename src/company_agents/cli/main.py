@@ -12,6 +12,7 @@ import click
 import typer
 from rich.console import Console
 
+from company_agents.cli import backup as backup_cli
 from company_agents.cli import companies as companies_cli
 from company_agents.cli import transfer as transfer_cli
 from company_agents.cli.output import print_json, print_table
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 db_app.command("export")(transfer_cli.export)
 db_app.command("import")(transfer_cli.import_)
 # Command groups, one module each; keep this list sorted.
+app.add_typer(backup_cli.app, name="backup")
 app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
 
