@@ -29,7 +29,9 @@ class Populated:
     plaintexts: dict[UUID, bytes]
 
 
-def populate(url: str, *, companies: int = 2, tag: str = "a", key: bytes | None = None) -> Populated:
+def populate(
+    url: str, *, companies: int = 2, tag: str = "a", key: bytes | None = None, key_id: str = "k"
+) -> Populated:
     """Rows in all thirteen tables, including the teams↔agents cycle and self-references."""
     key = key or os.urandom(32)
     aead = AESGCM(key)
@@ -101,8 +103,8 @@ def populate(url: str, *, companies: int = 2, tag: str = "a", key: bytes | None 
             nonce = os.urandom(12)
             conn.execute(
                 "INSERT INTO secrets (id, company_id, name, value, nonce, key_id)"
-                " VALUES (%s, %s, %s, %s, %s, 'k')",
-                (secret, company, f"TOKEN_{c}", aead.encrypt(nonce, plaintext, secret.bytes), nonce),
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (secret, company, f"TOKEN_{c}", aead.encrypt(nonce, plaintext, secret.bytes), nonce, key_id),
             )
             plaintexts[secret] = plaintext
             conn.execute(

@@ -336,7 +336,8 @@ def unpack_backup(path: Path, dest: Path) -> BackupInfo:
         key = MasterKey((dest / MASTER_KEY).read_bytes(), "backup")
         if key.key_id != secrets["key_id"]:
             raise ArchiveError(f"{path.name} is corrupt: the master key does not match its key id")
-    events = sum(1 for _ in (dest / AUDIT).open("rb"))
+    with (dest / AUDIT).open("rb") as fh:
+        events = sum(1 for _ in fh)
     if events != info["audit"]["events"]:
         raise ArchiveError(f"{path.name} is corrupt: the audit export holds {events} events")
     return BackupInfo(path=path, raw=info)
