@@ -60,7 +60,7 @@ def test_prune_deletes_only_backups_beyond_retention(tmp_path: Path) -> None:
     for n, _ in backups:
         (settings.backups_dir / n).write_bytes(b"x")
     (settings.backups_dir / "notes.txt").write_text("not a backup")
-    (settings.backups_dir / f"{name(START)[:-7]}-1.tar.gz").write_bytes(b"x")  # same second, second file
+    (settings.backups_dir / f"{name(START)[:-7]}_01.tar.gz").write_bytes(b"x")  # same second, second file
     kept, removed = prune_backups(settings, dry_run=True)
     assert len(removed) == 4 and all(p.exists() for p in removed)
     kept, removed = prune_backups(settings)

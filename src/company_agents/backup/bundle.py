@@ -47,7 +47,8 @@ DATABASE = "database.tar"
 AUDIT = "audit-events.jsonl"
 RUNS = "runs"
 MASTER_KEY = "secrets/master.key"
-NAME_RE = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?\.tar\.gz$")
+# A second backup within the same second gets _01, _02…: names then sort in creation order.
+NAME_RE = re.compile(r"^(\d{8}T\d{6}Z)(?:_(\d{2,}))?\.tar\.gz$")
 STAMP = "%Y%m%dT%H%M%SZ"
 # Packing a mostly-compressed payload: level 1 keeps the run workspaces small without burning CPU on
 # database.tar, which is compressed already.
@@ -114,7 +115,7 @@ def _free_name(directory: Path, now: datetime) -> Path:
     path = directory / f"{stamp}.tar.gz"
     n = 1
     while path.exists():  # two backups in one second (tests, a manual one next to the scheduled one)
-        path = directory / f"{stamp}-{n}.tar.gz"
+        path = directory / f"{stamp}_{n:02d}.tar.gz"
         n += 1
     return path
 
