@@ -307,3 +307,32 @@ def test_export_refuses_a_database_behind_this_version(pg: PgServer, tmp_path: P
         export_to(url, tmp_path / "x.tar", tmp_path)
     assert not (tmp_path / "x.tar").exists()
     assert not list(tmp_path.glob(".export-*")), "the spool directory is removed"
+
+
+def test_rebuilt_keys_indexes_and_foreign_keys_match_the_migrations(
+    exported: tuple[str, Path], pg: PgServer, tmp_path: Path
+) -> None:
+    """Import sets constraints aside for speed; what comes back is exactly what the migrations made."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from company_agents.db.database import sqlalchemy_url
+    from company_agents.db.schema import metadata
+
+    source, path = exported
+    target = pg.create_empty_database()
+    import_to(target, path, tmp_path)
+    engine = create_engine(sqlalchemy_url(target), poolclass=NullPool)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        assert compare_metadata(ctx, metadata) == []
+    engine.dispose()
+    catalog = (
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+    )
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+    assert query(target, catalog) == query(source, catalog)
+    assert query(target, indexes) == query(source, indexes)

@@ -5,9 +5,10 @@ The order of work, and why:
 1. The archive is read end to end and every table's row count and sha256 compared with the manifest
    before the target is touched, so a damaged file never writes anything.
 2. One transaction then does everything else: clearing the target (with ``--replace``), migrating it
-   to the archive's revision, loading, fixing sequences, and copying every table out again to compare
-   with the manifest. PostgreSQL DDL is transactional, so if any step fails — including that final
-   comparison — the target is left exactly as it was, old data included.
+   to the archive's revision, loading (keys, indexes and foreign keys set aside and rebuilt after, see
+   ``constraints``), fixing sequences, and copying every table out again to compare with the manifest.
+   PostgreSQL DDL is transactional, so if any step fails — including that final comparison — the
+   target is left exactly as it was, old data included.
 3. After the commit the schema is brought up to this version's head, as ``up`` would.
 
 Clearing a target: the history tables refuse DELETE and TRUNCATE by trigger, so ``--replace`` does not
@@ -34,15 +35,14 @@ from company_agents.db.migrate import MIGRATION_LOCK_KEY, alembic_config, head_r
 from company_agents.db.migrate import upgrade as upgrade_to_head
 from company_agents.db.schema import metadata
 from company_agents.errors import ArchiveError, ImportVerificationFailed, OrchestratorRunning, TargetNotEmpty
+from company_agents.transfer import constraints
 from company_agents.transfer.archive import ArchiveReader, Manifest, StreamDigest
 from company_agents.transfer.progress import ProgressFn
 from company_agents.transfer.tables import (
     Conn,
-    ForeignKey,
     apply_session_settings,
     copy_in_sql,
     copy_out_sql,
-    foreign_keys,
     orchestrator_sessions,
     sequences,
     server_encoding,
@@ -159,7 +159,9 @@ def _load(
     if tables_with_rows(conn, names):  # someone wrote between the check and the lock
         raise TargetNotEmpty("the target database received data while the import started; try again")
     _check_shapes(conn, manifest)
-    deferred = _drop_back_references(conn, names)
+    # Dependency order is kept for readability of failures, but it is not what makes the load legal:
+    # foreign keys are set aside and re-checked after (cycles like teams ↔ agents need that anyway).
+    aside = constraints.set_aside(conn, names)
     loaded: dict[str, int] = {}
     for entry in manifest.tables:
         digest = StreamDigest()
@@ -172,13 +174,8 @@ def _load(
         if not digest.matches(entry):  # the file changed since it was checked
             raise ArchiveError(f"{archive.path.name} changed while it was being imported ({entry.name})")
         loaded[entry.name] = digest.rows
-    for fk in deferred:
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
-                sql.Identifier(fk.table), sql.Identifier(fk.name)
-            )
-            + sql.SQL(fk.definition)  # from pg_get_constraintdef, not user input
-        )
+    conn.execute("SET LOCAL maintenance_work_mem = '128MB'")  # index builds sort in memory
+    constraints.restore(conn, aside)
     _restore_sequences(conn, manifest)
     _verify(conn, manifest, progress)
     return loaded
@@ -204,26 +201,6 @@ def _check_shapes(conn: Conn, manifest: Manifest) -> None:
                 f"table {entry.name} at revision {manifest.schema_revision} does not have the columns the "
                 "archive lists; the archive does not match its schema revision"
             )
-
-
-def _drop_back_references(conn: Conn, names: list[str]) -> list[ForeignKey]:
-    """Drop the foreign keys that point forward in the load order; they are re-added (and so checked).
-
-    Dependency order cannot satisfy a cycle (teams.manager_agent_id → agents → teams). Self-references
-    need nothing: PostgreSQL checks a non-deferred foreign key at the end of each statement, so one COPY
-    may hold a parent after its child.
-    """
-    position = {name: i for i, name in enumerate(names)}
-    dropped = []
-    for fk in foreign_keys(conn, names):
-        if fk.references in position and position[fk.references] > position[fk.table]:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(fk.table), sql.Identifier(fk.name)
-                )
-            )
-            dropped.append(fk)
-    return dropped
 
 
 def _restore_sequences(conn: Conn, manifest: Manifest) -> None:

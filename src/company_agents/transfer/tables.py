@@ -59,16 +59,6 @@ WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.
 ORDER BY c.relname, a.attnum
 """
 
-FOREIGN_KEYS_SQL: LiteralString = """
-SELECT con.conname, src.relname, dst.relname, pg_get_constraintdef(con.oid)
-FROM pg_constraint con
-JOIN pg_class src ON src.oid = con.conrelid
-JOIN pg_class dst ON dst.oid = con.confrelid
-WHERE con.contype = 'f' AND src.relnamespace = current_schema()::regnamespace
-  AND src.relname = ANY (%(tables)s)
-ORDER BY src.relname, con.conname
-"""
-
 EXISTING_TABLES_SQL: LiteralString = """
 SELECT relname FROM pg_class
 WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname = ANY (%(tables)s)
@@ -88,14 +78,6 @@ class TableShape:
     columns: tuple[str, ...]
     order_by: tuple[str, ...]
     collatable: tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    name: str
-    table: str
-    references: str
-    definition: str
 
 
 def apply_session_settings(conn: Conn) -> None:
@@ -164,13 +146,6 @@ def sequence_state(conn: Conn, seq: sql.Identifier) -> tuple[int, bool]:
     if row is None:  # pragma: no cover - a sequence always has its one row
         raise RuntimeError("sequence without state")
     return int(str(row[0])), bool(row[1])
-
-
-def foreign_keys(conn: Conn, tables: list[str]) -> list[ForeignKey]:
-    return [
-        ForeignKey(name=str(n), table=str(t), references=str(r), definition=str(d))
-        for n, t, r, d in conn.execute(FOREIGN_KEYS_SQL, {"tables": tables})
-    ]
 
 
 def orchestrator_sessions(conn: Conn) -> int:
