@@ -336,3 +336,27 @@ def test_rebuilt_keys_indexes_and_foreign_keys_match_the_migrations(
     indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
     assert query(target, catalog) == query(source, catalog)
     assert query(target, indexes) == query(source, indexes)
+
+
+def test_revisions_this_version_does_not_know_are_refused(
+    exported: tuple[str, Path], pg: PgServer, tmp_path: Path
+) -> None:
+    from company_agents.errors import SchemaOutOfDate
+
+    _, path = exported
+    newer = tmp_path / "newer.tar"
+    newer.write_bytes(path.read_bytes())
+
+    def edit(members: dict[str, bytes]) -> None:
+        manifest = json.loads(members[MANIFEST])
+        manifest["schema_revision"] = "9999"
+        members[MANIFEST] = json.dumps(manifest).encode()
+
+    _rewrite(newer, edit)
+    target = pg.create_empty_database()
+    with pytest.raises(ArchiveError, match="revision 9999"):
+        import_to(target, newer, tmp_path)
+    ahead = pg.create_database()
+    query(ahead, "UPDATE alembic_version SET version_num = '9999' RETURNING 1")
+    with pytest.raises(SchemaOutOfDate, match="newer company-agents"):
+        import_to(ahead, path, tmp_path)

@@ -34,7 +34,13 @@ from company_agents.db.database import Database
 from company_agents.db.migrate import MIGRATION_LOCK_KEY, alembic_config, head_revision, script_directory
 from company_agents.db.migrate import upgrade as upgrade_to_head
 from company_agents.db.schema import metadata
-from company_agents.errors import ArchiveError, ImportVerificationFailed, OrchestratorRunning, TargetNotEmpty
+from company_agents.errors import (
+    ArchiveError,
+    ImportVerificationFailed,
+    OrchestratorRunning,
+    SchemaOutOfDate,
+    TargetNotEmpty,
+)
 from company_agents.transfer import constraints
 from company_agents.transfer.archive import ArchiveReader, Manifest, StreamDigest
 from company_agents.transfer.progress import ProgressFn
@@ -82,12 +88,15 @@ def _our_tables(manifest: Manifest) -> list[str]:
     return names + [t.name for t in metadata.sorted_tables if t.name not in names]
 
 
-def check_revision_known(revision: str) -> None:
+def _known(revision: str) -> bool:
     try:
-        known = script_directory().get_revision(revision) is not None
+        return script_directory().get_revision(revision) is not None
     except CommandError:
-        known = False
-    if not known:
+        return False
+
+
+def check_revision_known(revision: str) -> None:
+    if not _known(revision):
         raise ArchiveError(
             f"the archive is at schema revision {revision}, which this version of company-agents does "
             "not know: import it with the version that made it, or a newer one"
@@ -184,6 +193,11 @@ def _load(
 def _prepare_schema(sa_conn: Connection, revision: str, *, reset: bool) -> None:
     """Bring the target to exactly ``revision``, from nothing when it held data (``--replace``)."""
     current = MigrationContext.configure(sa_conn).get_current_revision()
+    if current is not None and not _known(current):
+        raise SchemaOutOfDate(
+            f"the target database is at schema revision {current}, made by a newer company-agents; "
+            "import with that version"
+        )
     cfg = alembic_config(sa_conn)
     if current is not None and (reset or current != revision):
         # Going through base drops every table of ours, history tables included (DROP, not DELETE).
