@@ -108,3 +108,28 @@ class Forbidden(CompanyAgentsError):
 
     code = "forbidden"
     http_status = 403
+
+
+class ArchiveError(InvalidInput):
+    """The archive is not a valid Company Agents export or backup."""
+
+    code = "archive_invalid"
+
+
+class TargetNotEmpty(Conflict):
+    """The target database already holds data."""
+
+    code = "target_not_empty"
+
+
+class OrchestratorRunning(Conflict):
+    """An orchestrator is using the target database."""
+
+    code = "orchestrator_running"
+
+
+class ImportVerificationFailed(DatabaseError):
+    """The imported data does not match the archive; nothing was committed."""
+
+    code = "import_verification_failed"
+    http_status = 500

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     housekeeping_interval_seconds: float = 60.0
     scheduler_poll_seconds: float = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Scheduled backups inside `up` (0 turns them off) and what `backup prune` keeps.
+    backup_interval_seconds: float = 86400.0
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    # Scheduled backups carry the master key only when this is set (a backup with the key decrypts secrets).
+    backup_include_secrets: bool = False
 
     @field_validator("home", mode="after")
     @classmethod
@@ -83,6 +89,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be positive")
+        return value
+
+    @field_validator("backup_interval_seconds", "backup_keep_daily", "backup_keep_weekly", mode="after")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
         return value
 
     @property

@@ -17,6 +17,8 @@ from company_agents.cli import companies as companies_cli
 from company_agents.cli import demo as demo_cli
 from company_agents.cli import runs as runs_cli
 from company_agents.cli import tasks as tasks_cli
+from company_agents.cli import backup as backup_cli
+from company_agents.cli import transfer as transfer_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import CompanyAgentsError
@@ -30,8 +32,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+db_app.command("export")(transfer_cli.export)
+db_app.command("import")(transfer_cli.import_)
 # Command groups, one module each; keep this list sorted.
 app.add_typer(agents_cli.agent_app, name="agent")
+app.add_typer(backup_cli.app, name="backup")
 app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
 app.command("demo")(demo_cli.demo)

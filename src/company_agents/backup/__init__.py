@@ -1,0 +1,27 @@
+"""Backups of a whole instance: create, list, verify, restore, prune, and the schedule inside ``up``."""
+
+from __future__ import annotations
+
+from company_agents.backup.bundle import (
+    BackupInfo,
+    create_backup,
+    list_backups,
+    read_backup_info,
+    verify_backup,
+)
+from company_agents.backup.restore import RestoreResult, restore_backup
+from company_agents.backup.retention import prune_backups, select_retained
+from company_agents.backup.schedule import run_scheduled_backups
+
+__all__ = [
+    "BackupInfo",
+    "RestoreResult",
+    "create_backup",
+    "list_backups",
+    "prune_backups",
+    "read_backup_info",
+    "restore_backup",
+    "run_scheduled_backups",
+    "select_retained",
+    "verify_backup",
+]

@@ -1,0 +1,119 @@
+"""Scheduled backups inside ``up``: every ``backup_interval_seconds``, one at a time across orchestrators.
+
+Several orchestrators may share one database. Each runs this loop, but a backup is only taken under a
+session-level advisory lock (``pg_try_advisory_lock``): whoever holds it backs up; the others skip this
+round. Under the lock the newest backup is looked at again, so an orchestrator that just lost the race
+does not take a second backup of the same moment into the same home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from company_agents.backup.bundle import backup_time, create_backup
+from company_agents.backup.retention import prune_backups
+from company_agents.db.database import Database
+from company_agents.errors import CompanyAgentsError
+from company_agents.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BACKUP_LOCK_KEY = 0x4341424B5550  # "CABKUP"
+# The first backup of a home without any waits this long after start, so `up` is not slowed.
+FIRST_BACKUP_DELAY = timedelta(seconds=60)
+RETRY_AFTER = timedelta(minutes=10)
+
+
+class BackupCancelled(CompanyAgentsError):
+    """The scheduled backup was cancelled because the orchestrator is stopping."""
+
+    code = "backup_cancelled"
+
+
+def latest_backup(settings: Settings) -> datetime | None:
+    directory = settings.backups_dir
+    if not directory.is_dir():
+        return None
+    times = [t for p in directory.iterdir() if (t := backup_time(p.name)) is not None]
+    return max(times, default=None)
+
+
+def next_due(settings: Settings, *, started: datetime) -> datetime:
+    interval = timedelta(seconds=settings.backup_interval_seconds)
+    latest = latest_backup(settings)
+    if latest is None:
+        return started + min(FIRST_BACKUP_DELAY, interval)
+    return latest + interval
+
+
+def backup_once(settings: Settings, db: Database, cancel: threading.Event | None = None) -> str | None:
+    """Take one scheduled backup if this process wins the lock and one is due; return its name."""
+    with db.connect() as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+        if not (row and row[0]):
+            log.info("another orchestrator is backing up", extra={"action": "backup_skipped"})
+            return None
+        try:
+            latest = latest_backup(settings)
+            now = datetime.now(UTC)
+            # A little slack, so a backup taken a moment early (clock, retries) still counts as current.
+            slack = timedelta(seconds=settings.backup_interval_seconds * 0.9)
+            if latest is not None and latest > now - slack:
+                return None
+
+            def check_cancel(_phase: str, _table: str, _done: int, _total: int | None) -> None:
+                if cancel is not None and cancel.is_set():
+                    raise BackupCancelled()
+
+            info = create_backup(
+                settings, db, include_secrets=settings.backup_include_secrets, progress=check_cancel
+            )
+            _, removed = prune_backups(settings)
+            log.info(
+                "scheduled backup written",
+                extra={"action": "backup_created", "path": str(info.path), "pruned": len(removed)},
+            )
+            return info.path.name
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+
+
+async def run_scheduled_backups(settings: Settings, db: Database, stop: asyncio.Event) -> None:
+    """Back up every ``backup_interval_seconds`` until ``stop`` is set (0 turns scheduling off)."""
+    if settings.backup_interval_seconds <= 0:
+        log.info("scheduled backups are off", extra={"action": "backup_schedule_off"})
+        return
+    started = datetime.now(UTC)
+    retry_at: datetime | None = None
+    cancel = threading.Event()
+    while not stop.is_set():
+        due = retry_at or next_due(settings, started=started)
+        wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=wait)
+            return
+        except TimeoutError:
+            pass
+        # The backup runs in a thread (sync COPY); stopping sets `cancel`, which the export checks
+        # between blocks, so shutdown does not wait for a whole backup.
+        watcher = asyncio.create_task(_relay(stop, cancel))
+        try:
+            await asyncio.to_thread(backup_once, settings, db, cancel)
+            retry_at = None
+        except BackupCancelled:
+            return
+        except Exception:
+            log.exception("scheduled backup failed", extra={"action": "backup_failed"})
+            retry_at = datetime.now(UTC) + min(
+                RETRY_AFTER, timedelta(seconds=settings.backup_interval_seconds)
+            )
+        finally:
+            watcher.cancel()
+
+
+async def _relay(stop: asyncio.Event, cancel: threading.Event) -> None:
+    await stop.wait()
+    cancel.set()
