@@ -12,7 +12,11 @@ import click
 import typer
 from rich.console import Console
 
+from company_agents.cli import audit as audit_cli
 from company_agents.cli import companies as companies_cli
+from company_agents.cli import integration as integration_cli
+from company_agents.cli import memory as memory_cli
+from company_agents.cli import secrets as secrets_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import CompanyAgentsError
@@ -28,7 +32,11 @@ db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_ar
 app.add_typer(db_app, name="db")
 # Command groups, one module each; keep this list sorted.
 app.command("new")(companies_cli.new)
+app.add_typer(audit_cli.app, name="audit")
 app.add_typer(companies_cli.app, name="company")
+app.add_typer(integration_cli.app, name="integration")
+app.add_typer(memory_cli.app, name="memory")
+app.add_typer(secrets_cli.app, name="secrets")
 
 console = Console(stderr=True)
 
