@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
@@ -111,7 +112,7 @@ async def list_memory(
         query = query.order_by(m.scope, m.scope_id, m.topic, m.id.desc())
     else:
         # One row per topic: the newest (ids follow insertion order within a topic's writers).
-        query = query.distinct(m.scope, m.scope_id, m.topic).order_by(
+        query = query.ext(distinct_on(m.scope, m.scope_id, m.topic)).order_by(
             m.scope, m.scope_id, m.topic, m.id.desc()
         )
     rows = [dict(r) for r in (await conn.execute(query)).mappings()]
