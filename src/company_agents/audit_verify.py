@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from company_agents import crypto
 from company_agents.audit_seal import (
     DIGEST_PREFIX_BYTES,
-    EVENT_COLUMNS,
     EventsHasher,
     event_digest,
     parse_events_hash,
@@ -178,7 +177,9 @@ async def verify_trail(
 
     i = 0
     result = await conn.stream(
-        select(*EVENT_COLUMNS).where(audit_events.c.id <= sealed_through).order_by(audit_events.c.id)
+        select(audit_events.c.id, audit_events.c.company_id, audit_events.c.action, event_digest)
+        .where(audit_events.c.id <= sealed_through)
+        .order_by(audit_events.c.id)
     )
     async for row in result.mappings():
         event_id = int(row["id"])
@@ -195,7 +196,7 @@ async def verify_trail(
             )
             i += 1
         report.events_checked += 1
-        digest = event_digest(row)
+        digest = bytes(row["digest"])
         company = row["company_id"]
         if i < len(expected) and expected[i].event_id == event_id:
             entry = expected[i]

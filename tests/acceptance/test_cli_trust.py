@@ -73,14 +73,31 @@ def test_secrets_integrations_memory_and_audit_through_the_cli(
     assert "--value" not in cli.run("secrets", "set", "--help").stdout
 
     cli.run(
-        "integration", "add", "--company", "acme", "--kind", "github", "--name", "gh",
-        "--scopes", "repo,read:org", "--config", '{"org": "acme"}', "--credential-stdin", stdin=CREDENTIAL,
+        "integration",
+        "add",
+        "--company",
+        "acme",
+        "--kind",
+        "github",
+        "--name",
+        "gh",
+        "--scopes",
+        "repo,read:org",
+        "--config",
+        '{"org": "acme"}',
+        "--credential-stdin",
+        stdin=CREDENTIAL,
     )
     integrations = cli.json("integration", "list", "--company", "acme")
     assert isinstance(integrations, list)
-    assert integrations[0]["credentialSecret"] == "integration.gh" and integrations[0]["scopes"] == ["repo", "read:org"]
+    assert integrations[0]["credentialSecret"] == "integration.gh" and integrations[0]["scopes"] == [
+        "repo",
+        "read:org",
+    ]
 
-    cli.run("memory", "write", "--company", "acme", "--scope", "company", "--topic", "mission", "--body", "v1")
+    cli.run(
+        "memory", "write", "--company", "acme", "--scope", "company", "--topic", "mission", "--body", "v1"
+    )
     cli.run("memory", "write", "--company", "acme", "--scope", "company", "--topic", "mission", stdin="v2\n")
     notes = cli.json("memory", "list", "--company", "acme")
     assert isinstance(notes, list) and [n["body"] for n in notes] == ["v2"]
@@ -125,16 +142,18 @@ def test_secrets_integrations_memory_and_audit_through_the_cli(
     # A wrong master key: a clear error, and nothing changes.
     (home / "secrets" / "master.key").write_bytes(os.urandom(32))
     wrong = cli.run("secrets", "set", "--company", "acme", "other", stdin="v", ok=False)
-    assert wrong.returncode == 1 and "is not the key this database's secrets are encrypted with" in wrong.stderr
-    assert [s["name"] for s in cli.json("secrets", "list", "--company", "acme")] == [  # type: ignore[union-attr]
-        "anthropic_api_key",
-        "integration.gh",
-    ]
+    assert (
+        wrong.returncode == 1 and "is not the key this database's secrets are encrypted with" in wrong.stderr
+    )
+    still = cli.json("secrets", "list", "--company", "acme")
+    assert isinstance(still, list) and [s["name"] for s in still] == ["anthropic_api_key", "integration.gh"]
 
     # Nothing the CLI printed, nothing in the logs, nothing in the audit rows holds a value.
     logs = "".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file())
     with psycopg.connect(libpq_url(db_url)) as conn:
-        audit_rows = conn.execute("SELECT coalesce(string_agg(t::text, ''), '') FROM audit_events t").fetchone()
+        audit_rows = conn.execute(
+            "SELECT coalesce(string_agg(t::text, ''), '') FROM audit_events t"
+        ).fetchone()
     assert audit_rows is not None
     for haystack in [*cli.seen, logs, audit_rows[0], "\n".join(jsonl)]:
         assert PLAINTEXT not in haystack and CREDENTIAL not in haystack
