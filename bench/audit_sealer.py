@@ -4,6 +4,9 @@ A stand-in for the claim/complete path until the real one lands: each transactio
 (its worker's own, so workers do not contend) and appends two audit events, from ``-c`` concurrent
 connections. Phases alternate sealer off / on (``--rounds`` pairs of ``--seconds`` each) in one run on
 one database, with the sealer as ``up`` runs it: a task in the same event loop (``run_sealer``).
+Phase throughput on a shared 2-core machine is noisy (±20 % between identical phases), so the script
+also measures the CPU the sealer spends per event against the CPU of one task transaction (client
+process plus its server backend, serially on one connection): a steadier estimate of the overhead.
 At the end the whole trail is verified (and timed).
 
     .venv/bin/python bench/audit_sealer.py                      # a throwaway embedded server
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine, text
@@ -102,6 +106,50 @@ async def worker(db: Database, row_id: uuid.UUID, deadline: float, counter: list
     counter.append(n)
 
 
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def cpu_costs(
+    db: Database, row_id: uuid.UUID, key: MasterKey, n: int
+) -> tuple[float, float, float, float]:
+    """CPU seconds (client, server backend) per task transaction and per sealed event, measured
+    serially on one connection: a noise-robust figure next to the throughput of the phases.
+    Needs the server on this machine (psutil reads the backend's CPU time).
+    """
+    async with db.engine.begin() as conn:
+        await seal_pending(conn, key)
+    async with db.engine.connect() as conn:
+        pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        await conn.commit()
+        c0, s0 = time.process_time(), _cpu(pid)
+        for i in range(n):
+            async with conn.begin():
+                await conn.execute(
+                    text("UPDATE companies SET updated_at = now() WHERE id = :id"), {"id": row_id}
+                )
+                for action in ("task.claimed", "task.completed"):
+                    await audit.record(
+                        conn,
+                        actor=f"agent:{row_id}",
+                        action=action,
+                        subject_type="task",
+                        subject_id=row_id,
+                        company_id=row_id,
+                        payload={
+                            "attempt": i,
+                            "fencingToken": i + 1,
+                            "output": {"summary": "done", "files": 3},
+                        },
+                    )
+        c1, s1 = time.process_time(), _cpu(pid)
+        async with conn.begin():
+            sealed = await seal_pending(conn, key)
+        c2, s2 = time.process_time(), _cpu(pid)
+    return (c1 - c0) / n, (s1 - s0) / n, (c2 - c1) / sealed, (s2 - s1) / sealed
+
+
 async def phase(db: Database, ids: list[uuid.UUID], seconds: float, key: MasterKey | None) -> float:
     stop = asyncio.Event()
     sealer = asyncio.create_task(run_sealer(db, key, stop, interval=1.0)) if key else None
@@ -136,6 +184,7 @@ async def main_async(url: str, args: argparse.Namespace) -> None:
         # Catch the sealer up between rounds so an "off" phase never leaves it a backlog to start on.
         async with db.engine.begin() as conn:
             await seal_pending(conn, key)
+    txn_client, txn_server, seal_client, seal_server = await cpu_costs(db, ids[0], key, args.cpu_txns)
     started = time.monotonic()
     async with db.engine.connect() as conn:
         report = await verify_trail(conn, {key.key_id: key})
@@ -150,6 +199,15 @@ async def main_async(url: str, args: argparse.Namespace) -> None:
         f"ratio on/off {mean_on / mean_off:.3f}  ->  "
         f"{100 * (1 - mean_on / mean_off):+.1f}% slower (goal: under 10%)"
     )
+    per_txn = txn_client + txn_server
+    per_seal = 2 * (seal_client + seal_server)  # two audit events per transaction
+    print(
+        f"CPU per task txn {1e6 * per_txn:.0f} us "
+        f"(client {1e6 * txn_client:.0f} + server {1e6 * txn_server:.0f}); "
+        f"sealing its 2 events {1e6 * per_seal:.1f} us "
+        f"(client {2e6 * seal_client:.1f} + server {2e6 * seal_server:.1f})"
+    )
+    print(f"  -> tamper evidence adds {100 * per_seal / per_txn:.1f}% CPU to the task path (excl. WAL/fsync)")
     print(
         f"verify: {report.events_checked} events in {report.seals_checked} seals, ok={report.ok}, "
         f"{verify_s:.2f}s ({report.events_checked / max(verify_s, 1e-9):.0f} events/s)"
@@ -164,6 +222,7 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of each phase.")
     parser.add_argument("--rounds", type=int, default=3, help="Pairs of off/on phases.")
+    parser.add_argument("--cpu-txns", type=int, default=2000, help="Transactions for the CPU-cost figure.")
     args = parser.parse_args()
     with scratch_database(args.admin_dsn) as url:
         asyncio.run(main_async(url, args))
