@@ -16,11 +16,12 @@ Only events whose ids can no longer change are sealed. Identity values are hande
 inserted but transactions commit in any order, so sealing "everything up to max(id)" could skip an
 event that commits a moment later with a lower id (verify would then call it back-dated). The sealer
 therefore seals up to a *settled watermark*: it reads the sequence's last value W, then the virtual
-transaction ids of every transaction running at that moment (``pg_locks``, locktype ``virtualxid``;
-every transaction holds its own from its first statement, before it can draw an id). Once none of those
-transactions is still running, every id <= W is committed or rolled back for good: ids missing from a
-seal never existed. (A long transaction delays sealing, never the task path.) Exactly one sealer works
-at a time across processes: ``pg_try_advisory_xact_lock``, with the chain head read after taking it.
+transaction ids of every transaction running in this database at that moment (``pg_locks``, locktype
+``virtualxid``: every transaction holds its own from its first statement, before it can draw an id).
+Once none of those is still running, every id <= W is committed or rolled back for good, so ids
+missing from a seal never existed. A long transaction delays sealing, never the task path. (Prepared
+two-phase transactions are not covered; we never use them.) Exactly one sealer works at a time across
+processes: ``pg_try_advisory_xact_lock``, with the chain head read after taking it.
 """
 
 from __future__ import annotations
@@ -54,9 +55,14 @@ _ENTRY = struct.Struct(">q")
 LAST_ASSIGNED_ID_SQL: LiteralString = (
     "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('audit_events', 'id')::regclass), 0)"
 )
+# Transactions of this database only (others cannot insert our events). pg_stat_activity is read from a
+# per-transaction snapshot: RUNNING_VXIDS_SQL runs right after CLEAR_STATS_SNAPSHOT_SQL so it is fresh.
+CLEAR_STATS_SNAPSHOT_SQL: LiteralString = "SELECT pg_stat_clear_snapshot()"
 RUNNING_VXIDS_SQL: LiteralString = (
-    "SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' AND granted "
-    "AND mode = 'ExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()"
+    "SELECT l.virtualxid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'virtualxid' AND l.granted AND l.mode = 'ExclusiveLock' "
+    "AND l.pid <> pg_backend_pid() "
+    "AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 STILL_RUNNING_SQL: LiteralString = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND granted "
@@ -148,6 +154,7 @@ async def take_watermark(conn: AsyncConnection) -> Watermark:
     # Order matters: the id first, then the running transactions. Whoever drew an id <= last_id
     # had started before we read it, so it is either finished or among the vxids listed next.
     last_id = int((await conn.execute(text(LAST_ASSIGNED_ID_SQL))).scalar_one())
+    await conn.execute(text(CLEAR_STATS_SNAPSHOT_SQL))
     vxids = tuple(str(v) for v in (await conn.execute(text(RUNNING_VXIDS_SQL))).scalars())
     return Watermark(last_id=last_id, vxids=vxids)
 
