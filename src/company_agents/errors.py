@@ -133,3 +133,28 @@ class ImportVerificationFailed(DatabaseError):
 
     code = "import_verification_failed"
     http_status = 500
+
+
+class MemoryAccessDenied(Forbidden):
+    """This agent may not read or write that memory scope."""
+
+    code = "memory_access_denied"
+
+
+class MasterKeyMismatch(MasterKeyError):
+    """The master key is not the one this database's secrets are encrypted with."""
+
+    code = "master_key_mismatch"
+
+
+class SecretDecryptError(CompanyAgentsError):
+    """A secret could not be decrypted: wrong master key, or the stored ciphertext was altered."""
+
+    code = "secret_decrypt_error"
+
+
+class AuditTampered(CompanyAgentsError):
+    """The audit trail does not verify: an event or seal was changed, deleted, reordered or inserted."""
+
+    code = "audit_tampered"
+    http_status = 409

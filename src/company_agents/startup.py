@@ -10,6 +10,7 @@ from company_agents.db.database import Database, open_database
 from company_agents.db.migrate import MigrationStatus, migration_status, upgrade
 from company_agents.errors import SchemaOutOfDate
 from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_status
+from company_agents.master_keys import check_key_matches_database, recover_pending_rotation
 from company_agents.settings import Settings
 
 
@@ -56,7 +57,10 @@ def instance(settings: Settings, *, migrate: bool = True) -> Iterator[Instance]:
     db = open_database(settings)
     try:
         schema = ensure_schema(db) if migrate else migration_status_of(db)
+        # A master-key rotation a crash interrupted is finished (or undone) before the key is read.
+        recover_pending_rotation(settings, db)
         key = load_master_key(settings, create=True, database_has_secrets=database_has_secrets(db))
+        check_key_matches_database(db, key)
         yield Instance(settings=settings, db=db, schema=schema, master_key=key)
     finally:
         db.close()

@@ -10,7 +10,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.db.database import Database, open_database
-from company_agents.home import ensure_home, master_key_status
+from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_status
+from company_agents.master_keys import check_key_matches_database, recover_pending_rotation
 from company_agents.settings import Settings
 from company_agents.startup import ensure_schema
 
@@ -38,6 +39,27 @@ def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awa
             try:
                 async with db.engine.begin() as conn:
                     return await work(conn)
+            finally:
+                await db.dispose()
+
+        return asyncio.run(main())
+
+
+def run_with_master_key(
+    settings: Settings, work: Callable[[Database, MasterKey], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Run ``work`` with the database and the master key (after recovering an interrupted rotation).
+
+    ``work`` opens its own transactions on ``db.engine``; the key must match the database's secrets.
+    """
+    with opened(settings) as db:
+        recover_pending_rotation(settings, db)
+        key = load_master_key(settings, create=create)
+        check_key_matches_database(db, key)
+
+        async def main() -> T:
+            try:
+                return await work(db, key)
             finally:
                 await db.dispose()
 

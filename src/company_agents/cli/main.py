@@ -13,11 +13,15 @@ import typer
 from rich.console import Console
 
 from company_agents.cli import agents as agents_cli
+from company_agents.cli import audit as audit_cli
+from company_agents.cli import backup as backup_cli
 from company_agents.cli import companies as companies_cli
 from company_agents.cli import demo as demo_cli
+from company_agents.cli import integration as integration_cli
+from company_agents.cli import memory as memory_cli
 from company_agents.cli import runs as runs_cli
+from company_agents.cli import secrets as secrets_cli
 from company_agents.cli import tasks as tasks_cli
-from company_agents.cli import backup as backup_cli
 from company_agents.cli import transfer as transfer_cli
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
@@ -36,11 +40,15 @@ db_app.command("export")(transfer_cli.export)
 db_app.command("import")(transfer_cli.import_)
 # Command groups, one module each; keep this list sorted.
 app.add_typer(agents_cli.agent_app, name="agent")
+app.add_typer(audit_cli.app, name="audit")
 app.add_typer(backup_cli.app, name="backup")
-app.command("new")(companies_cli.new)
 app.add_typer(companies_cli.app, name="company")
 app.command("demo")(demo_cli.demo)
+app.add_typer(integration_cli.app, name="integration")
+app.add_typer(memory_cli.app, name="memory")
+app.command("new")(companies_cli.new)
 app.add_typer(runs_cli.app, name="run")
+app.add_typer(secrets_cli.app, name="secrets")
 app.add_typer(tasks_cli.app, name="task")
 app.add_typer(agents_cli.team_app, name="team")
 

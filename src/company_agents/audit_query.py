@@ -1,0 +1,156 @@
+"""Searching and exporting the audit trail (the search keys of the activity log)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents.audit_seal import EVENT_COLUMNS
+from company_agents.db.schema import audit_events
+from company_agents.errors import InvalidInput
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(value: str, *, now: datetime | None = None) -> datetime:
+    """``30m``, ``1h``, ``7d``, ``2w`` (that long ago), or an ISO date or date-time (UTC if naive)."""
+    text = value.strip()
+    now = now or datetime.now(UTC)
+    match = _RELATIVE.match(text)
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise InvalidInput(
+                f"cannot read the time {value!r}: use 30m, 1h, 7d, 2w or an ISO date like 2026-11-28",
+                field="since/until",
+            ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Search keys. ``action`` is exact (``task.created``) or a category (``task`` / ``task.``);
+    ``actor`` is exact, or a prefix when it ends with ``:`` (``agent:``); ``subject`` is ``type:id``,
+    ``type:`` or an id.
+    """
+
+    company_id: UUID | None = None
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        t = audit_events.c
+        if self.company_id is not None:
+            query = query.where(t.company_id == self.company_id)
+        if self.actor:
+            if self.actor.endswith(":"):
+                query = query.where(t.actor.startswith(self.actor, autoescape=True))
+            else:
+                query = query.where(t.actor == self.actor)
+        if self.action:
+            if "." not in self.action.rstrip("."):
+                query = query.where(t.action.startswith(self.action.rstrip(".") + ".", autoescape=True))
+            else:
+                query = query.where(t.action == self.action)
+        if self.subject:
+            kind, sep, ident = self.subject.partition(":")
+            if not sep:
+                query = query.where(t.subject_id == self.subject)
+            else:
+                query = query.where(t.subject_type == kind)
+                if ident:
+                    query = query.where(t.subject_id == ident)
+        if self.since is not None:
+            query = query.where(t.created_at >= self.since)
+        if self.until is not None:
+            query = query.where(t.created_at < self.until)
+        return query
+
+
+async def list_events(conn: AsyncConnection, filt: AuditFilter, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Matching events, newest first."""
+    query = filt.apply(select(*EVENT_COLUMNS)).order_by(audit_events.c.id.desc()).limit(limit)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator[dict[str, Any]]:
+    """Matching events, oldest first, streamed (for exports of any size)."""
+    result = await conn.stream(filt.apply(select(*EVENT_COLUMNS)).order_by(audit_events.c.id))
+    async for row in result.mappings():
+        yield dict(row)
+
+
+def event_public(row: dict[str, Any]) -> dict[str, Any]:
+    """An event as the CLI and exports show it (snake_case; the CLI camelizes JSON)."""
+    return {
+        "id": row["id"],
+        "company_id": row["company_id"],
+        "at": row["created_at"],
+        "actor": row["actor"],
+        "action": row["action"],
+        "category": row["action"].split(".", 1)[0],
+        "subject": {"type": row["subject_type"], "id": row["subject_id"]},
+        "payload": row["payload"],
+    }
+
+
+def jsonl_line(row: dict[str, Any]) -> str:
+    """One lossless JSONL record."""
+    record = {
+        "id": row["id"],
+        "companyId": None if row["company_id"] is None else str(row["company_id"]),
+        "at": row["created_at"].astimezone(UTC).isoformat(),
+        "actor": row["actor"],
+        "action": row["action"],
+        "subjectType": row["subject_type"],
+        "subjectId": row["subject_id"],
+        "payload": row["payload"],
+    }
+    return json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+CSV_COLUMNS = ["id", "companyId", "at", "actor", "action", "subjectType", "subjectId", "payload"]
+
+
+def csv_header() -> str:
+    return _csv_row(CSV_COLUMNS)
+
+
+def csv_line(row: dict[str, Any]) -> str:
+    return _csv_row(
+        [
+            str(row["id"]),
+            "" if row["company_id"] is None else str(row["company_id"]),
+            row["created_at"].astimezone(UTC).isoformat(),
+            row["actor"],
+            row["action"],
+            row["subject_type"],
+            row["subject_id"],
+            json.dumps(row["payload"], ensure_ascii=False, sort_keys=True),
+        ]
+    )
+
+
+def _csv_row(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()

@@ -1,0 +1,174 @@
+"""`company-agents audit list|export|verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from company_agents import audit_query, companies
+from company_agents.audit_verify import VerifyReport, verify_trail
+from company_agents.cli.context import opened, run_in_transaction
+from company_agents.cli.output import print_json, print_table
+from company_agents.cli.settings import settings_from
+from company_agents.errors import InvalidInput, MasterKeyError
+from company_agents.home import MasterKey, load_master_key
+from company_agents.master_keys import known_keys, recover_pending_rotation
+
+app = typer.Typer(help="The audit trail: search, export, verify.", no_args_is_help=True)
+
+CompanyOpt = Annotated[str | None, typer.Option("--company", help="Company slug or id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
+ActorOpt = Annotated[str | None, typer.Option(help="Actor, exact (user:local) or a prefix ending in ':'.")]
+ActionOpt = Annotated[str | None, typer.Option(help="Action (task.created) or category (task, task.).")]
+SubjectOpt = Annotated[str | None, typer.Option(help="Subject: type:id, type: or an id.")]
+SinceOpt = Annotated[str | None, typer.Option(help="From: 30m, 1h, 7d, 2w or an ISO date/time.")]
+UntilOpt = Annotated[str | None, typer.Option(help="Until (exclusive): same forms as --since.")]
+
+
+async def _filter(
+    conn: AsyncConnection,
+    company: str | None,
+    actor: str | None,
+    action: str | None,
+    subject: str | None,
+    since: str | None,
+    until: str | None,
+) -> audit_query.AuditFilter:
+    company_id = (await companies.get_company(conn, company))["id"] if company else None
+    return audit_query.AuditFilter(
+        company_id=company_id,
+        actor=actor,
+        action=action,
+        subject=subject,
+        since=audit_query.parse_when(since) if since else None,
+        until=audit_query.parse_when(until) if until else None,
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    actor: ActorOpt = None,
+    action: ActionOpt = None,
+    subject: SubjectOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events (newest first).")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search the audit trail (newest first)."""
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        filt = await _filter(conn, company, actor, action, subject, since, until)
+        return await audit_query.list_events(conn, filt, limit=limit)
+
+    rows = run_in_transaction(settings_from(ctx), work)
+    if json_out:
+        print_json([audit_query.event_public(r) for r in rows])
+        return
+    print_table(
+        "Audit trail",
+        ["id", "at", "actor", "action", "subject"],
+        [
+            [
+                r["id"],
+                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["actor"],
+                r["action"],
+                f"{r['subject_type']}:{r['subject_id']}",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    format_: Annotated[str, typer.Option("--format", help="jsonl (lossless) or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+    company: CompanyOpt = None,
+    actor: ActorOpt = None,
+    action: ActionOpt = None,
+    subject: SubjectOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """Export the audit trail (oldest first), streamed."""
+    if format_ not in ("jsonl", "csv"):
+        raise InvalidInput("--format must be jsonl or csv", field="format")
+
+    async def work(conn: AsyncConnection) -> int:
+        filt = await _filter(conn, company, actor, action, subject, since, until)
+        count = 0
+        with ExitStack() as stack:
+            out: TextIO = (
+                stack.enter_context(output.open("w", encoding="utf-8", newline="")) if output else sys.stdout
+            )
+            if format_ == "csv":
+                out.write(audit_query.csv_header())
+            async for row in audit_query.iter_events(conn, filt):
+                out.write(audit_query.csv_line(row) if format_ == "csv" else audit_query.jsonl_line(row))
+                count += 1
+        return count
+
+    count = run_in_transaction(settings_from(ctx), work)
+    if output is not None:
+        Console(stderr=True).print(f"exported {count} events to {output}")
+
+
+def _print_report(report: VerifyReport) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    if not report.problems:
+        out.print(
+            f"[green]audit trail verified[/]: {report.events_checked} events in {report.seals_checked} seals "
+            f"(sealed through event {report.sealed_through or 0}); {report.unsealed_events} not sealed yet"
+        )
+        if report.head_seal_hash:
+            out.print(f"head seal hash {report.head_seal_hash}")
+        return
+    first = report.problems[0]
+    out.print(f"[red]audit trail does NOT verify[/]: {first.message}")
+    for problem in report.problems[1:20]:
+        out.print(f"  also: {problem.message}")
+    if len(report.problems) > 20:
+        out.print(f"  … and {len(report.problems) - 20} more")
+
+
+@app.command()
+def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = False) -> None:
+    """Recompute every seal and sealed event; exit 1 naming the first one changed, deleted or inserted."""
+    settings = settings_from(ctx)
+    with opened(settings) as db:
+        recover_pending_rotation(settings, db)
+        current: MasterKey | None
+        try:
+            current = load_master_key(settings, create=False)
+        except MasterKeyError:
+            current = None  # old keys in the backups may still cover every seal
+        keys = known_keys(settings, current)
+
+        async def main() -> VerifyReport:
+            try:
+                engine = db.engine.execution_options(isolation_level="REPEATABLE READ")
+                async with engine.connect() as conn:
+                    company_id = (await companies.get_company(conn, company))["id"] if company else None
+                    return await verify_trail(conn, keys, company_id=company_id)
+            finally:
+                await db.dispose()
+
+        report = asyncio.run(main())
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
