@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
 from company_agents.companies import get_company
-from company_agents.db.schema import agents, memory_entries, teams
+from company_agents.db.schema import agents, teams
 from company_agents.errors import Conflict, InvalidInput, NotFound
+from company_agents.identity import rotate_agent_token
+from company_agents.memory import seed_memory
 
 
 def _uuid_or_none(ref: str) -> UUID | None:
@@ -177,17 +179,7 @@ async def hire_agent(
         raise Conflict(f"the company already has an agent named {name!r}", field="name") from exc
     agent = dict(row)
     if memory:
-        await conn.execute(
-            insert(memory_entries).values(
-                company_id=comp["id"],
-                scope="agent",
-                scope_id=agent["id"],
-                topic="seed",
-                body=memory,
-                source_agent_id=None,
-                actor=actor,
-            )
-        )
+        await seed_memory(conn, agent, memory, actor=actor)
     await audit.record(
         conn,
         actor=actor,
@@ -203,6 +195,8 @@ async def hire_agent(
             "reportsTo": str(manager["id"]) if manager else None,
         },
     )
+    # The identity token is returned once, here; only its hash is kept.
+    agent["token"] = await rotate_agent_token(conn, agent, actor=actor)
     return agent
 
 

@@ -324,6 +324,21 @@ def _params(ident: RunIdentity, fencing_token: int) -> dict[str, Any]:
     }
 
 
+LEASE_CURRENT_SQL: LiteralString = """
+SELECT 1 FROM leases WHERE task_id = :task_id AND fencing_token = :fencing_token AND token_hash = :token_hash
+"""
+
+
+async def lease_is_current(conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int) -> bool:
+    """The run still holds its task under this fencing token (for reads made on its behalf)."""
+    row = (await conn.execute(text(LEASE_CURRENT_SQL), _params(ident, fencing_token))).first()
+    return row is not None
+
+
+def stale_error(ident: RunIdentity, fencing_token: int, tool: str) -> StaleFencingToken:
+    return _stale(ident, fencing_token, tool)
+
+
 def _stale(ident: RunIdentity, fencing_token: int, tool: str) -> StaleFencingToken:
     return StaleFencingToken(
         f"{tool} rejected: fencing token {fencing_token} is stale for task {ident.task_id}",

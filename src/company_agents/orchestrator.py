@@ -16,6 +16,8 @@ from fastapi import FastAPI
 
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
+from company_agents.audit_seal import run_sealer
+from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.reaper import run_reaper
@@ -69,11 +71,13 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         _server(create_app(inst.db), settings.bind_host, settings.api_port),
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port),
     ]
-    scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop)
+    scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop, master_key=inst.master_key)
     background: list[Coroutine[Any, Any, None]] = [
         run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),
         scheduler.run(),
         run_housekeeping(settings, inst.db, stop=stop),
+        run_sealer(inst.db, inst.master_key, stop),
+        run_scheduled_backups(settings, inst.db, stop),
     ]
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(s.serve()) for s in servers]
     tasks += [asyncio.create_task(c) for c in background]

@@ -22,6 +22,7 @@ from company_agents.adapters.config import AdapterConfig, load_adapters
 from company_agents.adapters.runner import AgentRun
 from company_agents.db.database import Database, libpq_url
 from company_agents.errors import ConfigError
+from company_agents.home import MasterKey
 from company_agents.settings import Settings
 from company_agents.tasks import TASKS_CHANNEL
 
@@ -50,8 +51,11 @@ CANDIDATES_SQL = text(
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, db: Database, *, holder: str, stop: asyncio.Event) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, *, holder: str, stop: asyncio.Event, master_key: MasterKey
+    ) -> None:
         self.settings = settings
+        self.master_key = master_key
         self.db = db
         self.holder = holder
         self.stop = stop
@@ -135,7 +139,7 @@ class Scheduler:
             claim.task_id,
             extra={"action": "run_started", "task_id": str(claim.task_id), "run_id": str(claim.run_id)},
         )
-        run = AgentRun(self.settings, self.db, claim, adapter, self.stop)
+        run = AgentRun(self.settings, self.db, claim, adapter, self.stop, self.master_key)
         task = asyncio.create_task(run.execute(), name=f"run:{claim.run_id}")
         self.running[claim.run_id] = task
 

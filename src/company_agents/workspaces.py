@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.db.schema import agents, companies, runs, tasks, teams
 from company_agents.leases import Claim
+from company_agents.memory import memory_snapshot
 from company_agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class RunContext:
     agent: dict[str, Any]
     company: dict[str, Any]
     team: dict[str, Any] | None
-    memory: list[dict[str, Any]]
+    memory: str  # the MEMORY.md snapshot
 
     def task_json(self, workspace: Path, mcp_url: str) -> dict[str, Any]:
         budget = self.task["budget_usd"] or self.agent["budget_usd"]
@@ -73,20 +74,6 @@ def _num(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
 
 
-MEMORY_SQL = text(
-    """
-    SELECT DISTINCT ON (scope, scope_id, topic) scope, topic, body, created_at
-    FROM memory_entries
-    WHERE company_id = :company_id
-      AND ((scope = 'company' AND scope_id = :company_id)
-        OR (scope = 'team' AND scope_id = :team_id)
-        OR (scope = 'agent' AND scope_id = :agent_id)
-        OR (scope = 'task' AND scope_id = :task_id))
-    ORDER BY scope, scope_id, topic, id DESC
-    """
-)
-
-
 async def load_context(conn: AsyncConnection, claim: Claim) -> RunContext:
     task = dict((await conn.execute(select(tasks).where(tasks.c.id == claim.task_id))).mappings().one())
     agent = dict((await conn.execute(select(agents).where(agents.c.id == claim.agent_id))).mappings().one())
@@ -98,33 +85,8 @@ async def load_context(conn: AsyncConnection, claim: Claim) -> RunContext:
         team = dict(
             (await conn.execute(select(teams).where(teams.c.id == agent["team_id"]))).mappings().one()
         )
-    memory = [
-        dict(r)
-        for r in (
-            await conn.execute(
-                MEMORY_SQL,
-                {
-                    "company_id": company["id"],
-                    "team_id": agent["team_id"],
-                    "agent_id": agent["id"],
-                    "task_id": task["id"],
-                },
-            )
-        ).mappings()
-    ]
+    memory = await memory_snapshot(conn, agent, task_ids=[task["id"]])
     return RunContext(claim=claim, task=task, agent=agent, company=company, team=team, memory=memory)
-
-
-def render_memory(memory: list[dict[str, Any]]) -> str:
-    lines = ["# Memory", "", "The latest entry per topic, for this run's scopes.", ""]
-    for scope in ("company", "team", "agent", "task"):
-        entries = [m for m in memory if m["scope"] == scope]
-        if not entries:
-            continue
-        lines += [f"## {scope.capitalize()}", ""]
-        for entry in entries:
-            lines += [f"### {entry['topic']}", "", str(entry["body"]).strip(), ""]
-    return "\n".join(lines) + "\n"
 
 
 def _agents_md(ctx: RunContext) -> str:
@@ -170,7 +132,7 @@ def create_workspace(settings: Settings, ctx: RunContext) -> Path:
     (context / "task.json").write_text(json.dumps(ctx.task_json(path, settings.tool_url), indent=2) + "\n")
     (context / "AGENTS.md").write_text(_agents_md(ctx))
     (context / "TOOLS.md").write_text(TOOLS_MD)
-    (context / "MEMORY.md").write_text(render_memory(ctx.memory))
+    (context / "MEMORY.md").write_text(ctx.memory)
     budget = ctx.task["budget_usd"] or ctx.agent["budget_usd"]
     (context / "budget.json").write_text(
         json.dumps({"usd": _num(budget), "tokens": None, "spentUsd": 0}) + "\n"

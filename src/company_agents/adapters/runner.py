@@ -28,6 +28,8 @@ from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.db.database import Database
 from company_agents.db.schema import runs
 from company_agents.errors import CompanyAgentsError, StaleFencingToken
+from company_agents.home import MasterKey
+from company_agents.secrets_store import resolve_env
 from company_agents.settings import Settings
 from company_agents.workspaces import (
     create_workspace,
@@ -104,8 +106,10 @@ class AgentRun:
         claim: leases.Claim,
         adapter: AdapterConfig,
         stop: asyncio.Event,
+        master_key: MasterKey,
     ) -> None:
         self.settings = settings
+        self.master_key = master_key
         self.db = db
         self.claim = claim
         self.ident = claim.identity()
@@ -144,9 +148,16 @@ class AgentRun:
         return self.state
 
     async def _execute(self) -> None:
-        async with self.db.engine.connect() as conn:
+        async with self.db.engine.begin() as conn:
             ctx = await load_context(conn, self.claim)
-            await conn.rollback()
+            # Secrets named in the agent's record are decrypted here, at the moment of use, and live
+            # only in the child's environment (never in logs, rows or this process's settings).
+            secret_env = await resolve_env(
+                conn,
+                self.master_key,
+                self.claim.company_id,
+                dict(ctx.agent["adapter_config"].get("env") or {}),
+            )
         self.keep = bool(ctx.task["keep_workspace"])
         self.workspace = create_workspace(self.settings, ctx)
         async with self.db.autocommit() as conn:
@@ -170,6 +181,7 @@ class AgentRun:
             "mcpUrl": self.settings.tool_url,
         }
         argv, extra_env = render_command(self.adapter, template_vars)
+        extra_env.update(secret_env)
         await self._write(
             "start", lambda c: leases.start(c, self.ident, fencing_token=self.claim.fencing_token)
         )

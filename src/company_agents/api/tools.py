@@ -18,10 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import leases
+from company_agents import audit, leases
+from company_agents.agents import get_agent
 from company_agents.api.app import envelope
 from company_agents.db.database import Database
-from company_agents.errors import CompanyAgentsError, Conflict, Forbidden, NotFound, Unauthorized
+from company_agents.errors import (
+    CompanyAgentsError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MemoryAccessDenied,
+    NotFound,
+    Unauthorized,
+)
+from company_agents.identity import authenticate_agent
+from company_agents.memory import check_access, check_scope, read_memory, write_memory
 from company_agents.settings import Settings
 
 T = TypeVar("T")
@@ -63,11 +74,38 @@ class RequestHandoff(ToolCall):
     reason: str = Field(min_length=1, max_length=10_000)
 
 
+class MemoryCall(BaseModel):
+    """Memory tools take a lease token (acting as the run's agent, fenced) or an agent identity token."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    fencing_token: int | None = Field(default=None, ge=0)
+    scope: str = Field(min_length=1, max_length=20)
+    scope_id: UUID | None = None
+
+
+class MemoryRead(MemoryCall):
+    topic: str | None = Field(default=None, max_length=200)
+    history: bool = False
+
+
+class MemoryWrite(MemoryCall):
+    topic: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000)
+
+
 def _field_of(error: dict[str, Any]) -> str:
     loc = [str(p) for p in error.get("loc", ()) if p != "body"]
     if error.get("type") == "json_invalid":
         return "body"
     return ".".join(loc) or "body"
+
+
+def _bearer(authorization: str | None) -> str:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not authorization or not authorization.startswith("Bearer ") or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return token
 
 
 def create_tool_app(db: Database, settings: Settings) -> FastAPI:
@@ -99,13 +137,17 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
         call: ToolCall,
         write: Callable[[AsyncConnection, leases.RunIdentity], Awaitable[T]],
     ) -> T:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not authorization.startswith("Bearer ") or not token:
-            raise Unauthorized("send Authorization: Bearer <lease token>")
+        token = _bearer(authorization)
         async with db.engine.connect() as conn:
             async with conn.begin():
                 ident = await leases.authenticate(conn, token)
             if call.task_id is not None and call.task_id != ident.task_id:
+                async with conn.begin():
+                    await audit.record(
+                        conn, actor=f"agent:{ident.agent_id}", action="lease.cross_task_rejected",
+                        subject_type="task", subject_id=call.task_id, company_id=ident.company_id,
+                        payload={"tool": tool, "runId": str(ident.run_id), "ownTaskId": str(ident.task_id)},
+                    )
                 raise Forbidden("this lease token does not act for that task", task=str(call.task_id))
             try:
                 async with conn.begin():
@@ -184,6 +226,106 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
             ),
         )
         return envelope({"status": row["status"]})
+
+    async def memory_principal(
+        conn: AsyncConnection, authorization: str | None, call: MemoryCall
+    ) -> tuple[dict[str, Any], list[UUID], str]:
+        """The agent a memory call acts for, the tasks it may use, and the actor to record."""
+        token = _bearer(authorization)
+        if token.startswith(leases.LEASE_TOKEN_PREFIX):
+            ident = await leases.authenticate(conn, token)
+            if call.fencing_token is None:
+                raise InvalidInput("fencingToken: required with a lease token", field="fencingToken")
+            if not await leases.lease_is_current(conn, ident, fencing_token=call.fencing_token):
+                raise leases.stale_error(ident, call.fencing_token, "memory")
+            agent = await get_agent(conn, ident.company_id, ident.agent_id)
+            return agent, [ident.task_id], f"agent:{ident.agent_id}"
+        agent = await authenticate_agent(conn, token)
+        return agent, [], f"agent:{agent['id']}"
+
+    def default_scope_id(agent: dict[str, Any], scope: str, tasks: list[UUID], given: UUID | None) -> UUID:
+        if given is not None:
+            return given
+        defaults = {
+            "company": agent["company_id"],
+            "team": agent["team_id"],
+            "agent": agent["id"],
+            "task": tasks[0] if tasks else None,
+        }
+        if scope not in defaults:
+            check_scope(scope)
+        value = defaults[scope]
+        if value is None:
+            raise InvalidInput(f"scopeId: required for {scope} memory here", field="scopeId")
+        return UUID(str(value))
+
+    async def memory_tool(
+        tool: str, authorization: str | None, call: MemoryCall, work: Callable[..., Awaitable[T]]
+    ) -> T:
+        async with db.engine.connect() as conn:
+            async with conn.begin():
+                agent, task_ids, actor = await memory_principal(conn, authorization, call)
+            scope_id = default_scope_id(agent, call.scope, task_ids, call.scope_id)
+            try:
+                check_access(agent, call.scope, scope_id, task_ids=task_ids)
+            except MemoryAccessDenied as exc:
+                async with conn.begin():
+                    await audit.record(
+                        conn,
+                        actor=actor,
+                        action="memory.access_denied",
+                        subject_type="memory",
+                        subject_id=f"{call.scope}:{scope_id}",
+                        company_id=agent["company_id"],
+                        payload={"tool": tool, "scope": call.scope, "scopeId": str(scope_id)},
+                    )
+                raise exc
+            async with conn.begin():
+                return await work(conn, agent, scope_id, actor, task_ids)
+
+    @router.post("/memory_read")
+    async def memory_read(call: MemoryRead, authorization: Auth = None) -> dict[str, Any]:
+        """Read memory in one of the caller's scopes: latest per topic, or the history."""
+
+        async def work(conn: AsyncConnection, agent: dict[str, Any], scope_id: UUID, *_: Any) -> Any:
+            return await read_memory(
+                conn, agent["company_id"], call.scope, scope_id, topic=call.topic, history=call.history
+            )
+
+        rows = await memory_tool("memory_read", authorization, call, work)
+        entries = [
+            {
+                "id": r["id"],
+                "topic": r["topic"],
+                "body": r["body"],
+                "actor": r["actor"],
+                "createdAt": r["created_at"].isoformat(),
+            }
+            for r in rows
+        ]
+        return envelope({"scope": call.scope, "entries": entries})
+
+    @router.post("/memory_write")
+    async def memory_write(call: MemoryWrite, authorization: Auth = None) -> dict[str, Any]:
+        """Append a memory entry in one of the caller's scopes (nothing is overwritten)."""
+
+        async def work(
+            conn: AsyncConnection, agent: dict[str, Any], scope_id: UUID, actor: str, task_ids: list[UUID]
+        ) -> Any:
+            return await write_memory(
+                conn,
+                company_id=agent["company_id"],
+                scope=call.scope,
+                scope_id=scope_id,
+                topic=call.topic,
+                body=call.body,
+                actor=actor,
+                source_agent_id=agent["id"],
+                source_task_id=task_ids[0] if task_ids else None,
+            )
+
+        row = await memory_tool("memory_write", authorization, call, work)
+        return envelope({"id": row["id"], "topic": row["topic"]})
 
     @router.post("/{name}")
     async def unknown_tool(name: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from company_agents import agents
 from company_agents.cli.context import run_in_transaction
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
+from company_agents.errors import InvalidInput
 
 team_app = typer.Typer(help="Teams: create, list.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents: hire, list, show, pause, resume, retire.", no_args_is_help=True)
@@ -87,13 +88,27 @@ def hire(
     budget: Annotated[Decimal | None, typer.Option(help="Budget in USD; at most the team's.")] = None,
     memory: Annotated[str | None, typer.Option(help="Seed notes: the agent's first memory entry.")] = None,
     max_concurrent_tasks: Annotated[int, typer.Option(help="Tasks held at once.")] = 1,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env",
+            help="VAR=SECRET: put the company secret SECRET into the agent's environment as VAR at run time.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Hire an agent into a company (status idle)."""
+    env: dict[str, Any] = {}
+    for item in secret_env or []:
+        var, sep, secret = item.partition("=")
+        if not sep or not var or not secret:
+            raise InvalidInput(f"--secret-env takes VAR=SECRET_NAME, not {item!r}", field="secretEnv")
+        env[var] = {"secret": secret}
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await agents.hire_agent(
             conn,
+            adapter_config={"env": env} if env else None,
             company=company,
             name=name,
             role=role,
@@ -107,9 +122,10 @@ def hire(
 
     row = run_in_transaction(settings_from(ctx), work)
     if json_out:
-        print_json(agent_public(row))
+        print_json({**agent_public(row), "token": row["token"]})
     else:
         print(f"hired {row['name']} ({row['id']})")
+        print(f"identity token (shown once; `agent rotate-token` makes a new one): {row['token']}")
 
 
 @agent_app.command("list")
@@ -176,6 +192,30 @@ def _status_command(move: str, doc: str) -> None:
 
     command.__doc__ = doc
     agent_app.command(move)(command)
+
+
+@agent_app.command("rotate-token")
+def rotate_token(
+    ctx: typer.Context,
+    company: CompanyOpt,
+    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Give an agent a new identity token; the old one stops working at once."""
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        from company_agents.companies import get_company
+        from company_agents.identity import rotate_agent_token
+
+        comp = await get_company(conn, company)
+        row = await agents.get_agent(conn, comp["id"], agent)
+        return {"id": row["id"], "name": row["name"], "token": await rotate_agent_token(conn, row)}
+
+    out = run_in_transaction(settings_from(ctx), work)
+    if json_out:
+        print_json(out)
+    else:
+        print(f"new identity token for {out['name']} (shown once): {out['token']}")
 
 
 _status_command("pause", "Pause an agent: it takes no new task; a running one finishes.")
