@@ -144,8 +144,12 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
             if call.task_id is not None and call.task_id != ident.task_id:
                 async with conn.begin():
                     await audit.record(
-                        conn, actor=f"agent:{ident.agent_id}", action="lease.cross_task_rejected",
-                        subject_type="task", subject_id=call.task_id, company_id=ident.company_id,
+                        conn,
+                        actor=f"agent:{ident.agent_id}",
+                        action="lease.cross_task_rejected",
+                        subject_type="task",
+                        subject_id=call.task_id,
+                        company_id=ident.company_id,
                         payload={"tool": tool, "runId": str(ident.run_id), "ownTaskId": str(ident.task_id)},
                     )
                 raise Forbidden("this lease token does not act for that task", task=str(call.task_id))
