@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -28,8 +31,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import agents, companies, leases
-from company_agents.db.database import sqlalchemy_url
+from company_agents.audit_seal import run_sealer
+from company_agents.db.database import Database, sqlalchemy_url
 from company_agents.db.migrate import upgrade
+from company_agents.home import MasterKey
+from company_agents.settings import Settings
 
 try:  # run as a script (bench/ on sys.path) or imported as ``bench.claims``
     from _common import Row, p50_p99, print_results  # type: ignore[import-not-found,unused-ignore]
@@ -139,8 +145,36 @@ def _process(dsn: str, agent_ids: list[str], batch: int, start: Any, out: Any) -
     out.put((stats.done, stats.claim_latencies))
 
 
-def measure_ours(dsn: str, n: int, *, processes: int, per_process: int, batch: int) -> dict[str, float]:
+def _sealer_thread(dsn: str, stop: threading.Event) -> threading.Thread:
+    """The audit sealer as `up` runs it (its own loop, its own connections), for the with-sealer row."""
+
+    async def run() -> None:
+        settings = Settings(home=Path(tempfile.gettempdir()), database_url=dsn)
+        db = Database(settings=settings, url=dsn)
+        key = MasterKey(key=os.urandom(32), source="bench")
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+
+        watcher = asyncio.create_task(watch())
+        await run_sealer(db, key, done)
+        await watcher
+        await db.dispose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
+    thread.start()
+    return thread
+
+
+def measure_ours(
+    dsn: str, n: int, *, processes: int, per_process: int, batch: int, sealer: bool = False
+) -> dict[str, float]:
     agent_ids = asyncio.run(_prepare(dsn, n, processes * per_process, capacity=batch))
+    stop_sealer = threading.Event()
+    sealer_thread = _sealer_thread(dsn, stop_sealer) if sealer else None
     ctx = mp.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
     procs = [
@@ -158,6 +192,9 @@ def measure_ours(dsn: str, n: int, *, processes: int, per_process: int, batch: i
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join()
+    stop_sealer.set()
+    if sealer_thread is not None:
+        sealer_thread.join(timeout=30)
     done = sum(r[0] for r in results)
     if done != n:
         raise RuntimeError(f"drained {done} of {n} tasks")
@@ -203,6 +240,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="agents (async claim loops) per process")
     parser.add_argument("--batch", type=int, default=32, help="claims per statement in batched mode")
     parser.add_argument("--procrastinate-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--with-sealer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure unbatched with the audit sealer running (the cost of tamper evidence)",
+    )
     args = parser.parse_args()
     for backend in ("embedded", "external"):
         if args.backend not in (backend, "both"):
