@@ -211,11 +211,14 @@ def run_backend(name: str, admin_dsn: str, args: argparse.Namespace) -> list[Row
     finally:
         drop_db(admin_dsn, dsn)
     rows.append(Row(f"{name}: procrastinate (c={args.procrastinate_concurrency})", base.tasks_per_s, {}))
-    for label, batch in (("unbatched", 1), (f"batched x{args.batch}", args.batch)):
+    modes = [("unbatched", 1, False), (f"batched x{args.batch}", args.batch, False)]
+    if args.with_sealer:
+        modes.insert(1, ("unbatched + audit sealer", 1, True))
+    for label, batch, sealer in modes:
         dsn = create_scratch_db(admin_dsn, prefix="bench_ours")
         try:
             result = measure_ours(
-                dsn, args.n, processes=args.processes, per_process=args.workers, batch=batch
+                dsn, args.n, processes=args.processes, per_process=args.workers, batch=batch, sealer=sealer
             )
         finally:
             drop_db(admin_dsn, dsn)

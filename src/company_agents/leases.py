@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any, LiteralString
 from uuid import UUID
 
-from sqlalchemy import text
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
@@ -81,20 +82,20 @@ class RunIdentity:
 # claim for the same agent committed — claims within the agent's remaining capacity.
 CLAIM_SQL: LiteralString = """
 SELECT task_id, company_id, attempt, fencing_token, title, n, run_id, expires_at
-FROM ca_claim_tasks(:agent_id, :limit, CAST(:hashes AS text[]), :holder, :lease_seconds)
+FROM ca_claim_tasks(%(agent_id)s, %(limit)s, CAST(%(hashes)s AS text[]), %(holder)s, %(lease_seconds)s)
 """
 
 AUTHENTICATE_SQL: LiteralString = """
 SELECT id AS run_id, task_id, agent_id, company_id, fencing_token
-FROM runs WHERE lease_token_hash = :token_hash
+FROM runs WHERE lease_token_hash = %(token_hash)s
 """
 
 RENEW_SQL: LiteralString = """
 UPDATE leases l
-SET expires_at = now() + make_interval(secs => :lease_seconds), renewed_at = now()
+SET expires_at = now() + make_interval(secs => %(lease_seconds)s), renewed_at = now()
 FROM tasks t
-WHERE l.task_id = :task_id AND l.fencing_token = :fencing_token AND l.token_hash = :token_hash
-  AND t.id = l.task_id AND t.fencing_token = :fencing_token AND t.status IN ('assigned', 'running')
+WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
+  AND t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
 RETURNING l.expires_at
 """
 
@@ -102,16 +103,16 @@ RETURNING l.expires_at
 PROGRESS_SQL: LiteralString = """
 WITH lease AS (
     SELECT task_id, run_id FROM leases
-    WHERE task_id = :task_id AND fencing_token = :fencing_token AND token_hash = :token_hash
+    WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
     FOR UPDATE
 ),
 task AS (
     SELECT t.id FROM tasks t JOIN lease l ON l.task_id = t.id
-    WHERE t.fencing_token = :fencing_token AND t.status IN ('assigned', 'running')
+    WHERE t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
 ),
 checkpoint AS (
     INSERT INTO run_checkpoints (run_id, fencing_token, payload)
-    SELECT l.run_id, :fencing_token, CAST(:payload AS jsonb) FROM lease l JOIN task ON true
+    SELECT l.run_id, %(fencing_token)s, CAST(%(payload)s AS jsonb) FROM lease l JOIN task ON true
     RETURNING id
 )
 SELECT (SELECT id FROM checkpoint) AS checkpoint_id
@@ -120,22 +121,22 @@ SELECT (SELECT id FROM checkpoint) AS checkpoint_id
 START_SQL: LiteralString = """
 WITH lease AS (
     SELECT task_id, run_id FROM leases
-    WHERE task_id = :task_id AND fencing_token = :fencing_token AND token_hash = :token_hash
+    WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
     FOR UPDATE
 ),
 task AS (
     UPDATE tasks t SET status = 'running', updated_at = now()
     FROM lease l
-    WHERE t.id = l.task_id AND t.fencing_token = :fencing_token AND t.status = 'assigned'
+    WHERE t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status = 'assigned'
     RETURNING t.id, t.company_id
 ),
 event AS (
     INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id, payload)
-    SELECT company_id, :actor, 'task.started', 'task', id::text,
-           jsonb_build_object('runId', CAST(:run_id AS text), 'fencingToken', :fencing_token)
+    SELECT company_id, %(actor)s, 'task.started', 'task', id::text,
+           jsonb_build_object('runId', CAST(%(run_id)s AS text), 'fencingToken', %(fencing_token)s)
     FROM task
 )
-SELECT count(*) FROM task
+SELECT count(*) AS started FROM task
 """
 
 # One template for every way an attempt ends (complete, fail, handoff, release), as ONE statement that is
@@ -146,27 +147,28 @@ _END_TEMPLATE = """
 WITH task AS (
     UPDATE tasks t
     SET status = {task_status}, updated_at = now(), {task_extra}
-    WHERE t.id = :task_id AND t.fencing_token = :fencing_token AND t.status IN ('assigned', 'running')
+    WHERE t.id = %(task_id)s AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
       AND EXISTS (SELECT 1 FROM leases l
-                  WHERE l.task_id = t.id AND l.fencing_token = :fencing_token AND l.token_hash = :token_hash)
+                  WHERE l.task_id = t.id AND l.fencing_token = %(fencing_token)s
+                    AND l.token_hash = %(token_hash)s)
     RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts
 ),
 lease AS (
     DELETE FROM leases l USING task
-    WHERE l.task_id = task.id AND l.fencing_token = :fencing_token AND l.token_hash = :token_hash
+    WHERE l.task_id = task.id AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
     RETURNING l.run_id
 ),
 run AS (
     UPDATE runs r
-    SET status = {run_status}, exit_reason = :exit_reason, ended_at = now(), {run_extra}
+    SET status = {run_status}, exit_reason = %(exit_reason)s, ended_at = now(), {run_extra}
     FROM task
-    WHERE r.id = :run_id AND r.task_id = task.id AND r.status = 'running'
+    WHERE r.id = %(run_id)s AND r.task_id = task.id AND r.status = 'running'
     RETURNING r.id
 ),
 event AS (
     INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id, payload)
-    SELECT company_id, :actor, {action}, 'task', id::text,
-           CAST(:event_payload AS jsonb) || jsonb_build_object('status', status, 'attempt', attempt)
+    SELECT company_id, %(actor)s, {action}, 'task', id::text,
+           CAST(%(event_payload)s AS jsonb) || jsonb_build_object('status', status, 'attempt', attempt)
     FROM task
 )
 SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM lease) AS leases FROM task t
@@ -174,9 +176,9 @@ SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM lease) AS leas
 
 COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="'review'",
-    task_extra="output = CAST(:output AS jsonb), failure_reason = NULL",
+    task_extra="output = CAST(%(output)s AS jsonb), failure_reason = NULL",
     run_status="'succeeded'",
-    run_extra="output = CAST(:output AS jsonb)",
+    run_extra="output = CAST(%(output)s AS jsonb)",
     action="'task.completed'",
 )
 
@@ -184,19 +186,19 @@ COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
 FAIL_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="CASE WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END",
     task_extra=(
-        "failure_reason = :reason, "
+        "failure_reason = %(reason)s, "
         "finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END"
     ),
     run_status="'failed'",
-    run_extra="error = :reason, exit_code = CAST(:exit_code AS integer)",
+    run_extra="error = %(reason)s, exit_code = CAST(%(exit_code)s AS integer)",
     action="CASE WHEN status = 'queued' THEN 'task.requeued' ELSE 'task.failed' END",
 )
 
 HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="'handoff'",
-    task_extra="failure_reason = :reason",
+    task_extra="failure_reason = %(reason)s",
     run_status="'handed_off'",
-    run_extra="error = :reason",
+    run_extra="error = %(reason)s",
     action="'task.handoff_requested'",
 )
 
@@ -206,7 +208,7 @@ RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="'queued'",
     task_extra="max_attempts = t.max_attempts + 1",
     run_status="'cancelled'",
-    run_extra="error = :reason",
+    run_extra="error = %(reason)s",
     action="'task.released'",
 )
 
@@ -215,10 +217,10 @@ RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
 COST_SQL: LiteralString = """
 INSERT INTO cost_entries (company_id, team_id, agent_id, task_id, run_id, kind, model, input_tokens,
                           output_tokens, amount_usd, fencing_token, details)
-SELECT l.company_id, a.team_id, l.agent_id, l.task_id, l.run_id, :kind, :model, :input_tokens,
-       :output_tokens, :amount_usd, l.fencing_token, CAST(:details AS jsonb)
+SELECT l.company_id, a.team_id, l.agent_id, l.task_id, l.run_id, %(kind)s, %(model)s, %(input_tokens)s,
+       %(output_tokens)s, %(amount_usd)s, l.fencing_token, CAST(%(details)s AS jsonb)
 FROM leases l JOIN agents a ON a.id = l.agent_id
-WHERE l.task_id = :task_id AND l.fencing_token = :fencing_token AND l.token_hash = :token_hash
+WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
 FOR SHARE OF l
 RETURNING id
 """
@@ -230,7 +232,7 @@ WITH expired AS (
     DELETE FROM leases l
     WHERE l.task_id IN (
         SELECT task_id FROM leases WHERE expires_at < now()
-        ORDER BY expires_at LIMIT :batch FOR UPDATE SKIP LOCKED
+        ORDER BY expires_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED
     ) AND l.expires_at < now()
     RETURNING l.task_id, l.run_id, l.fencing_token
 ),
@@ -275,18 +277,17 @@ async def claim(
 
     A single statement: safe in autocommit mode (the fast path) or inside a caller's transaction."""
     tokens = [new_lease_token() for _ in range(limit)]
-    rows = (
-        await conn.execute(
-            text(CLAIM_SQL),
-            {
-                "agent_id": agent_id,
-                "limit": limit,
-                "hashes": [hash_token(t) for t in tokens],
-                "holder": holder,
-                "lease_seconds": lease_seconds,
-            },
-        )
-    ).mappings()
+    rows = await _rows(
+        conn,
+        CLAIM_SQL,
+        {
+            "agent_id": agent_id,
+            "limit": limit,
+            "hashes": [hash_token(t) for t in tokens],
+            "holder": holder,
+            "lease_seconds": float(lease_seconds),
+        },
+    )
     return [
         Claim(
             task_id=r["task_id"],
@@ -308,10 +309,27 @@ async def authenticate(conn: AsyncConnection, lease_token: str) -> RunIdentity:
     if not lease_token.startswith(LEASE_TOKEN_PREFIX):
         raise Unauthorized("not a lease token")
     token_hash = hash_token(lease_token)
-    row = (await conn.execute(text(AUTHENTICATE_SQL), {"token_hash": token_hash})).mappings().first()
+    row = await _one(conn, AUTHENTICATE_SQL, {"token_hash": token_hash})
     if row is None:
         raise Unauthorized("unknown lease token")
     return RunIdentity(token_hash=token_hash, **row)
+
+
+async def _rows(conn: AsyncConnection, sql: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run one statement on the connection's psycopg driver, in the caller's transaction (or autocommit).
+
+    The hot path goes straight to the driver: through SQLAlchemy's async layer each statement cost about
+    0.4 ms more client CPU (measured), a third of a claim. The SQL is static (LiteralString)."""
+    raw = await conn.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    async with driver.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall() if cur.description is not None else []
+
+
+async def _one(conn: AsyncConnection, sql: LiteralString, params: dict[str, Any]) -> dict[str, Any] | None:
+    rows = await _rows(conn, sql, params)
+    return rows[0] if rows else None
 
 
 def _params(ident: RunIdentity, fencing_token: int) -> dict[str, Any]:
@@ -325,13 +343,14 @@ def _params(ident: RunIdentity, fencing_token: int) -> dict[str, Any]:
 
 
 LEASE_CURRENT_SQL: LiteralString = """
-SELECT 1 FROM leases WHERE task_id = :task_id AND fencing_token = :fencing_token AND token_hash = :token_hash
+SELECT 1 AS current FROM leases
+WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
 """
 
 
 async def lease_is_current(conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int) -> bool:
     """The run still holds its task under this fencing token (for reads made on its behalf)."""
-    row = (await conn.execute(text(LEASE_CURRENT_SQL), _params(ident, fencing_token))).first()
+    row = await _one(conn, LEASE_CURRENT_SQL, _params(ident, fencing_token))
     return row is not None
 
 
@@ -352,19 +371,19 @@ async def renew(
     conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, lease_seconds: float
 ) -> datetime:
     """Extend the lease from the database clock."""
-    row = (
-        await conn.execute(text(RENEW_SQL), {**_params(ident, fencing_token), "lease_seconds": lease_seconds})
-    ).first()
+    row = await _one(
+        conn, RENEW_SQL, {**_params(ident, fencing_token), "lease_seconds": float(lease_seconds)}
+    )
     if row is None:
         raise _stale(ident, fencing_token, "renew_lease")
-    expires: datetime = row[0]
+    expires: datetime = row["expires_at"]
     return expires
 
 
 async def start(conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int) -> None:
     """``assigned → running``: the adapter has launched the agent process."""
-    count = (await conn.execute(text(START_SQL), _params(ident, fencing_token))).scalar_one()
-    if count != 1:
+    row = await _one(conn, START_SQL, _params(ident, fencing_token))
+    if row is None or row["started"] != 1:
         raise _stale(ident, fencing_token, "start_run")
 
 
@@ -372,14 +391,10 @@ async def report_progress(
     conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, checkpoint: dict[str, Any]
 ) -> int:
     """Store a structured checkpoint with the run; returns its id."""
-    row = (
-        await conn.execute(
-            text(PROGRESS_SQL), {**_params(ident, fencing_token), "payload": json.dumps(checkpoint)}
-        )
-    ).first()
-    if row is None or row[0] is None:
+    row = await _one(conn, PROGRESS_SQL, {**_params(ident, fencing_token), "payload": json.dumps(checkpoint)})
+    if row is None or row["checkpoint_id"] is None:
         raise _stale(ident, fencing_token, "report_progress")
-    return int(row[0])
+    return int(row["checkpoint_id"])
 
 
 async def _end(
@@ -401,10 +416,10 @@ async def _end(
         ),
         **extra,
     }
-    row = (await conn.execute(text(sql), params)).mappings().first()
+    row = await _one(conn, sql, params)
     if row is None:
         raise _stale(ident, fencing_token, tool)
-    return dict(row)
+    return row
 
 
 async def complete(
@@ -491,30 +506,28 @@ async def record_cost(
     details: dict[str, Any] | None = None,
 ) -> UUID:
     """Store a cost as it arrived (pricing comes with the costs issue); fenced."""
-    row = (
-        await conn.execute(
-            text(COST_SQL),
-            {
-                **_params(ident, fencing_token),
-                "kind": kind,
-                "model": model,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "amount_usd": amount_usd,
-                "details": json.dumps(details or {}),
-            },
-        )
-    ).first()
+    row = await _one(
+        conn,
+        COST_SQL,
+        {
+            **_params(ident, fencing_token),
+            "kind": kind,
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "amount_usd": amount_usd,
+            "details": json.dumps(details or {}),
+        },
+    )
     if row is None:
         raise _stale(ident, fencing_token, "cost")
-    cost_id: UUID = row[0]
+    cost_id: UUID = row["id"]
     return cost_id
 
 
 async def reap_expired(conn: AsyncConnection, *, batch: int = 100) -> list[dict[str, Any]]:
     """Remove expired leases; re-queue their tasks (or fail them past the retry limit)."""
-    rows = (await conn.execute(text(REAP_SQL), {"batch": batch})).mappings()
-    return [dict(r) for r in rows]
+    return await _rows(conn, REAP_SQL, {"batch": batch})
 
 
 async def record_rejection(
