@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--external-dsn", default=SYSTEM_PG, help="admin DSN of the external server")
     parser.add_argument("-n", type=int, default=4000, help="tasks per measurement")
     parser.add_argument("--processes", type=int, default=2, help="worker processes (ours)")
-    parser.add_argument("--workers", type=int, default=4, help="agents (async claim loops) per process")
+    parser.add_argument("--workers", type=int, default=8, help="agents (async claim loops) per process")
     parser.add_argument("--batch", type=int, default=32, help="claims per statement in batched mode")
     parser.add_argument("--procrastinate-concurrency", type=int, default=4)
     parser.add_argument(

@@ -29,7 +29,6 @@ audit_events = Table(
 )
 Index("ix_audit_events_company_id_created_at", audit_events.c.company_id, audit_events.c.created_at)
 Index("ix_audit_events_subject", audit_events.c.subject_type, audit_events.c.subject_id)
-Index("ix_audit_events_action", audit_events.c.action)
 
 audit_seals = Table(
     "audit_seals",

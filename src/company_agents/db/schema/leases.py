@@ -26,11 +26,14 @@ leases = Table(
     metadata,
     # One lease per task at a time: a second claim of a leased task cannot insert.
     Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="RESTRICT"), primary_key=True),
-    Column("run_id", Uuid, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=False, unique=True),
-    Column("agent_id", Uuid, ForeignKey("agents.id", ondelete="RESTRICT"), nullable=False),
-    Column("company_id", Uuid, ForeignKey("companies.id", ondelete="RESTRICT"), nullable=False),
+    Column("run_id", Uuid, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=False),
+    # Copies of the run's agent and company, for the capacity count and listings. Leases are the
+    # hottest, shortest-lived rows: no foreign keys or unique indexes beyond what claims need (each
+    # costs an index insert or a key-share lock per claim); the run row carries the integrity.
+    Column("agent_id", Uuid, nullable=False),
+    Column("company_id", Uuid, nullable=False),
     Column("fencing_token", BigInteger, nullable=False),
-    Column("token_hash", Text, nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False),
     Column("holder", Text, nullable=True),
     Column("acquired_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("renewed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),

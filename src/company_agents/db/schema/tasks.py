@@ -103,6 +103,5 @@ Index(
     tasks.c.created_at,
     postgresql_where=text("status = 'queued'"),
 )
-Index("ix_tasks_company_id_status", tasks.c.company_id, tasks.c.status)
 Index("ix_tasks_parent_id", tasks.c.parent_id)
 Index("ix_tasks_assigned_agent_id", tasks.c.assigned_agent_id)
