@@ -202,3 +202,25 @@ def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
     assert len(per_task) == n and all(c == 1 for _, c in per_task)
     holders = {h for (h,) in query(db_url, "SELECT DISTINCT orchestrator_id FROM runs")}
     assert len(tasks) == n and len(holders) >= 1
+
+
+def test_the_orchestrator_keeps_going_when_its_connections_are_dropped(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home)
+    first = add_task(env, "complete")
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: _status(db_url, first) == "review", what="first task")
+        # Every backend of the orchestrator (pool, listener) is killed, as by a restart or a network cut.
+        killed = query(
+            db_url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'company-agents up' AND datname = current_database()",
+        )[0][0]
+        assert killed >= 1
+        second = add_task(env, "complete")
+        wait_for(lambda: _status(db_url, second) == "review", timeout=60, what="work after the drop")
+        assert orch.proc.poll() is None, "up must survive its connections being dropped"
+    finally:
+        orch.terminate()
