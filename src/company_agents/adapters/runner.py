@@ -32,11 +32,12 @@ from company_agents.home import MasterKey
 from company_agents.secrets_store import resolve_env
 from company_agents.settings import Settings
 from company_agents.workspaces import (
-    create_workspace,
+    init_workspace,
     load_context,
     mark_deleted,
     remove_workspace,
     run_log_path,
+    write_context,
 )
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class AgentRun:
         return self.state
 
     async def _execute(self) -> None:
+        workspace = asyncio.create_task(init_workspace(self.settings, self.claim.run_id))
         async with self.db.engine.begin() as conn:
             ctx = await load_context(conn, self.claim)
             # Secrets named in the agent's record are decrypted here, at the moment of use, and live
@@ -159,7 +161,8 @@ class AgentRun:
                 dict(ctx.agent["adapter_config"].get("env") or {}),
             )
         self.keep = bool(ctx.task["keep_workspace"])
-        self.workspace = create_workspace(self.settings, ctx)
+        self.workspace = await workspace
+        write_context(self.settings, self.workspace, ctx)
         async with self.db.autocommit() as conn:
             await conn.execute(
                 update(runs).where(runs.c.id == self.claim.run_id).values(workspace_path=str(self.workspace))
