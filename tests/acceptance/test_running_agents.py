@@ -224,3 +224,18 @@ def test_the_orchestrator_keeps_going_when_its_connections_are_dropped(
         assert orch.proc.poll() is None, "up must survive its connections being dropped"
     finally:
         orch.terminate()
+
+
+def test_max_concurrent_runs_caps_the_runs_of_one_orchestrator(
+    env: dict[str, str], home: Path, db_url: str
+) -> None:
+    setup_company(env, home, agents=3)
+    tasks = [add_task(env, "wait_stop") for _ in range(3)]
+    orch = Orchestrator({**env, "COMPANY_AGENTS_MAX_CONCURRENT_RUNS": "2"})
+    try:
+        wait_for(lambda: query(db_url, "SELECT count(*) FROM leases")[0][0] == 2, what="two runs")
+        time.sleep(1.0)  # several scheduler passes: the third task must stay queued
+        assert query(db_url, "SELECT count(*) FROM leases")[0][0] == 2
+        assert sorted(_status(db_url, t) for t in tasks).count("queued") == 1
+    finally:
+        orch.terminate()

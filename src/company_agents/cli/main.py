@@ -70,14 +70,27 @@ def main(
 
 
 @app.command()
-def up(ctx: typer.Context) -> None:
-    """Start the orchestrator: database, migrations, API (and later scheduler, reaper, dashboard)."""
+def up(
+    ctx: typer.Context,
+    max_concurrent_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrent-runs",
+            envvar="COMPANY_AGENTS_MAX_CONCURRENT_RUNS",
+            help="Agent runs this orchestrator drives at once (default: twice the CPU cores).",
+            min=1,
+        ),
+    ] = None,
+) -> None:
+    """Start the orchestrator: database, migrations, API, tool endpoint, scheduler, reaper, housekeeping."""
     import asyncio
 
     from company_agents.logging_setup import configure_logging
     from company_agents.orchestrator import serve
     from company_agents.startup import instance
 
+    if max_concurrent_runs is not None:
+        ctx.find_root().obj["overrides"]["max_concurrent_runs"] = max_concurrent_runs
     settings = settings_from(ctx)
     started = time.monotonic()
     with instance(settings) as inst:
@@ -94,6 +107,9 @@ def up(ctx: typer.Context) -> None:
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
+            console.print(
+                f"  runs       at most {settings.max_concurrent_runs} at once, in {settings.runs_dir}"
+            )
             console.print(f"  logs       {settings.logs_dir}")
             console.print("  stop with Ctrl-C")
 
