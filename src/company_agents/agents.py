@@ -11,23 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
-from company_agents.companies import get_company
+from company_agents.companies import as_uuid, get_company
 from company_agents.db.schema import agents, teams
 from company_agents.errors import Conflict, InvalidInput, NotFound
 from company_agents.identity import rotate_agent_token
 from company_agents.memory import seed_memory
 
 
-def _uuid_or_none(ref: str) -> UUID | None:
-    try:
-        return UUID(ref)
-    except ValueError:
-        return None
-
-
 async def get_team(conn: AsyncConnection, company_id: UUID, ref: str | UUID) -> dict[str, Any]:
     """A team of the company by name (case-insensitive) or id."""
-    key = ref if isinstance(ref, UUID) else _uuid_or_none(ref)
+    key = ref if isinstance(ref, UUID) else as_uuid(ref)
     cond = teams.c.id == key if key is not None else func.lower(teams.c.name) == str(ref).lower()
     row = (await conn.execute(select(teams).where(teams.c.company_id == company_id, cond))).mappings().first()
     if row is None:
@@ -37,7 +30,7 @@ async def get_team(conn: AsyncConnection, company_id: UUID, ref: str | UUID) -> 
 
 async def get_agent(conn: AsyncConnection, company_id: UUID | None, ref: str | UUID) -> dict[str, Any]:
     """An agent by id, or by name within a company."""
-    key = ref if isinstance(ref, UUID) else _uuid_or_none(ref)
+    key = ref if isinstance(ref, UUID) else as_uuid(ref)
     if key is not None:
         query = select(agents).where(agents.c.id == key)
         if company_id is not None:

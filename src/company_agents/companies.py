@@ -24,7 +24,8 @@ def slugify(name: str) -> str:
     return slug or "company"
 
 
-def _as_uuid(ref: str) -> UUID | None:
+def as_uuid(ref: str) -> UUID | None:
+    """``ref`` as a UUID, or None when it is a name or slug."""
     try:
         return UUID(ref)
     except ValueError:
@@ -33,7 +34,7 @@ def _as_uuid(ref: str) -> UUID | None:
 
 async def get_company(conn: AsyncConnection, ref: str | UUID) -> dict[str, Any]:
     """A company by slug or id; raises ``NotFound``."""
-    key = ref if isinstance(ref, UUID) else _as_uuid(ref)
+    key = ref if isinstance(ref, UUID) else as_uuid(ref)
     cond = companies.c.id == key if key is not None else companies.c.slug == str(ref)
     row = (await conn.execute(select(companies).where(cond))).mappings().first()
     if row is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from company_agents.db.database import Database, open_database
@@ -115,9 +114,8 @@ def run_checks(settings: Settings) -> list[Check]:
 
 
 def _port(host: str, port: int, label: str) -> Check:
-    check: Callable[[str, int], None] = check_port_free
     try:
-        check(host, port)
+        check_port_free(host, port)
     except CompanyAgentsError:
         return Check(
             label,

@@ -118,8 +118,13 @@ checkpoint AS (
 SELECT (SELECT id FROM checkpoint) AS checkpoint_id
 """
 
+# The run's workspace path is recorded in the same statement (unconditionally: it is the orchestrator's
+# own bookkeeping, so a workspace made for a run that lost its lease is still found by housekeeping).
 START_SQL: LiteralString = """
-WITH lease AS (
+WITH workspace AS (
+    UPDATE runs SET workspace_path = %(workspace_path)s WHERE id = %(run_id)s RETURNING id
+),
+lease AS (
     SELECT task_id, run_id FROM leases
     WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
     FOR UPDATE
@@ -355,10 +360,6 @@ async def lease_is_current(conn: AsyncConnection, ident: RunIdentity, *, fencing
 
 
 def stale_error(ident: RunIdentity, fencing_token: int, tool: str) -> StaleFencingToken:
-    return _stale(ident, fencing_token, tool)
-
-
-def _stale(ident: RunIdentity, fencing_token: int, tool: str) -> StaleFencingToken:
     return StaleFencingToken(
         f"{tool} rejected: fencing token {fencing_token} is stale for task {ident.task_id}",
         task=str(ident.task_id),
@@ -375,16 +376,18 @@ async def renew(
         conn, RENEW_SQL, {**_params(ident, fencing_token), "lease_seconds": float(lease_seconds)}
     )
     if row is None:
-        raise _stale(ident, fencing_token, "renew_lease")
+        raise stale_error(ident, fencing_token, "renew_lease")
     expires: datetime = row["expires_at"]
     return expires
 
 
-async def start(conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int) -> None:
-    """``assigned → running``: the adapter has launched the agent process."""
-    row = await _one(conn, START_SQL, _params(ident, fencing_token))
+async def start(
+    conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, workspace_path: str
+) -> None:
+    """``assigned → running``: the adapter is launching the agent process in ``workspace_path``."""
+    row = await _one(conn, START_SQL, {**_params(ident, fencing_token), "workspace_path": workspace_path})
     if row is None or row["started"] != 1:
-        raise _stale(ident, fencing_token, "start_run")
+        raise stale_error(ident, fencing_token, "start_run")
 
 
 async def report_progress(
@@ -393,7 +396,7 @@ async def report_progress(
     """Store a structured checkpoint with the run; returns its id."""
     row = await _one(conn, PROGRESS_SQL, {**_params(ident, fencing_token), "payload": json.dumps(checkpoint)})
     if row is None or row["checkpoint_id"] is None:
-        raise _stale(ident, fencing_token, "report_progress")
+        raise stale_error(ident, fencing_token, "report_progress")
     return int(row["checkpoint_id"])
 
 
@@ -418,7 +421,7 @@ async def _end(
     }
     row = await _one(conn, sql, params)
     if row is None:
-        raise _stale(ident, fencing_token, tool)
+        raise stale_error(ident, fencing_token, tool)
     return row
 
 
@@ -520,7 +523,7 @@ async def record_cost(
         },
     )
     if row is None:
-        raise _stale(ident, fencing_token, "cost")
+        raise stale_error(ident, fencing_token, "cost")
     cost_id: UUID = row["id"]
     return cost_id
 

@@ -50,13 +50,13 @@ def ensure_schema(db: Database) -> MigrationStatus:
 
 
 @contextmanager
-def instance(settings: Settings, *, migrate: bool = True) -> Iterator[Instance]:
+def instance(settings: Settings) -> Iterator[Instance]:
     """Open everything a long-lived process needs; release the database on exit."""
     ensure_home(settings)
     master_key_status(settings)  # refuse an unsafe key before touching the database
     db = open_database(settings)
     try:
-        schema = ensure_schema(db) if migrate else migration_status_of(db)
+        schema = ensure_schema(db)
         # A master-key rotation a crash interrupted is finished (or undone) before the key is read.
         recover_pending_rotation(settings, db)
         key = load_master_key(settings, create=True, database_has_secrets=database_has_secrets(db))
@@ -64,11 +64,3 @@ def instance(settings: Settings, *, migrate: bool = True) -> Iterator[Instance]:
         yield Instance(settings=settings, db=db, schema=schema, master_key=key)
     finally:
         db.close()
-
-
-def migration_status_of(db: Database) -> MigrationStatus:
-    engine = db.sync_engine()
-    try:
-        return migration_status(engine)
-    finally:
-        engine.dispose()

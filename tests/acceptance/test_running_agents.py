@@ -183,7 +183,8 @@ def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
 ) -> None:
     setup_company(env, home, agents=4)
     n = 16
-    tasks = [add_task(env, "complete") for _ in range(n)]
+    for _ in range(n):
+        add_task(env, "complete")
     other_home = tmp_path / "home2"
     other_home.mkdir()
     (other_home / "config.json").write_text((home / "config.json").read_text())
@@ -200,8 +201,6 @@ def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
         b.terminate()
     per_task = query(db_url, "SELECT task_id, count(*) FROM runs GROUP BY task_id")
     assert len(per_task) == n and all(c == 1 for _, c in per_task)
-    holders = {h for (h,) in query(db_url, "SELECT DISTINCT orchestrator_id FROM runs")}
-    assert len(tasks) == n and len(holders) >= 1
 
 
 def test_the_orchestrator_keeps_going_when_its_connections_are_dropped(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -122,4 +121,3 @@ def test_servers_older_than_15_are_refused_naming_the_version() -> None:
 def test_pool_size_follows_concurrency(make_settings: Callable[..., Settings]) -> None:
     assert make_settings(max_concurrent_runs=8).pool_size == 12
     assert make_settings(max_concurrent_runs=8, db_pool_size=2).pool_size == 2
-    assert os.cpu_count() is not None

@@ -21,12 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import update
-
 from company_agents import leases
 from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.db.database import Database
-from company_agents.db.schema import runs
 from company_agents.errors import CompanyAgentsError, StaleFencingToken
 from company_agents.home import MasterKey
 from company_agents.secrets_store import resolve_env
@@ -163,10 +160,6 @@ class AgentRun:
         self.keep = bool(ctx.task["keep_workspace"])
         self.workspace = await workspace
         write_context(self.settings, self.workspace, ctx)
-        async with self.db.autocommit() as conn:
-            await conn.execute(
-                update(runs).where(runs.c.id == self.claim.run_id).values(workspace_path=str(self.workspace))
-            )
         run_vars = {
             "CA_TASK_ID": str(self.claim.task_id),
             "CA_RUN_ID": str(self.claim.run_id),
@@ -186,7 +179,10 @@ class AgentRun:
         argv, extra_env = render_command(self.adapter, template_vars)
         extra_env.update(secret_env)
         await self._write(
-            "start", lambda c: leases.start(c, self.ident, fencing_token=self.claim.fencing_token)
+            "start",
+            lambda c: leases.start(
+                c, self.ident, fencing_token=self.claim.fencing_token, workspace_path=str(self.workspace)
+            ),
         )
         if self.state.lost_lease:
             return

@@ -25,13 +25,6 @@ ScopeIdOpt = Annotated[
 ]
 
 
-def _as_uuid(ref: str) -> UUID | None:
-    try:
-        return UUID(ref)
-    except ValueError:
-        return None
-
-
 async def resolve_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, ref: str | None) -> UUID:
     """The id a scope reference names: the company itself, a team or agent by name or id, a task id."""
     memory.check_scope(scope)
@@ -39,7 +32,7 @@ async def resolve_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, 
         return company_id
     if not ref:
         raise InvalidInput(f"{scope} memory needs --scope-id", field="scopeId")
-    key = _as_uuid(ref)
+    key = companies.as_uuid(ref)
     if scope == "task":
         if key is None:
             raise InvalidInput("a task is named by its id", field="scopeId")
