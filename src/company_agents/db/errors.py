@@ -1,0 +1,86 @@
+"""Driver errors, classified and translated into our hierarchy (``company_agents.errors``).
+
+The code below the edges raises whatever psycopg or SQLAlchemy raise; two questions are answered here
+and nowhere else:
+
+- ``is_transient``: is the error one that the same statement may not hit a moment later (the server went
+  away or restarted, too many connections, a serialization failure or a deadlock)? ``db.retry`` retries
+  those, and only those.
+- ``translate``: which of our errors does it mean? Connection classes become ``DatabaseUnavailable``;
+  anything else becomes a one-line ``DatabaseError`` that never carries the SQL or its parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+from company_agents.errors import CompanyAgentsError, DatabaseError, DatabaseUnavailable
+
+# SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+CONNECTION_CLASSES = ("08",)  # connection exception
+CONNECTION_CODES = frozenset(
+    {
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown (the server is stopping, or pg_terminate_backend)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, in recovery)
+        "57P05",  # idle_session_timeout
+    }
+)
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+RETRYABLE_CONFLICT_CODES = frozenset({SERIALIZATION_FAILURE, DEADLOCK_DETECTED})
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The psycopg error under a SQLAlchemy wrapper (or ``exc`` itself)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    err = driver_error(exc)
+    state = getattr(err, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """The connection (or the server behind it) is gone or refusing us: another try may succeed."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):  # pool exhausted or timed out
+        return True
+    err = driver_error(exc)
+    state = sqlstate(err)
+    if state is not None:
+        return state.startswith(CONNECTION_CLASSES) or state in CONNECTION_CODES
+    # No SQLSTATE: libpq could not connect, or the socket broke mid-statement.
+    return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the database was unavailable, or a serialization failure or deadlock."""
+    return is_connection_error(exc) or sqlstate(exc) in RETRYABLE_CONFLICT_CODES
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's message without the statement, parameters or hints SQLAlchemy appends."""
+    err = driver_error(exc)
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def translate(exc: BaseException, **details: Any) -> CompanyAgentsError:
+    """Our error for a driver error; already-translated errors pass through."""
+    if isinstance(exc, CompanyAgentsError):
+        return exc
+    if is_connection_error(exc):
+        return DatabaseUnavailable(f"the database is unavailable: {first_line(exc)}", **details)
+    state = sqlstate(exc)
+    if state is not None:
+        details.setdefault("sqlstate", state)
+    return DatabaseError(f"database error: {first_line(exc)}", **details)
