@@ -35,8 +35,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from company_agents import audit
-from company_agents.audit_seal import run_sealer, seal_pending
-from company_agents.audit_verify import verify_trail
+from company_agents.audit.seal import run_sealer, seal_pending
+from company_agents.audit.verify import verify_trail
 from company_agents.db.database import Database, libpq_url, sqlalchemy_url
 from company_agents.db.embedded import EmbeddedServer
 from company_agents.db.migrate import upgrade

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import agents, companies, leases
-from company_agents.audit_seal import run_sealer
+from company_agents.audit.seal import run_sealer
 from company_agents.db.database import Database, sqlalchemy_url
 from company_agents.db.migrate import upgrade
 from company_agents.home import MasterKey

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
-from company_agents.audit_seal import run_sealer
+from company_agents.audit.seal import run_sealer
 from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError

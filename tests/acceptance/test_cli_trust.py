@@ -14,7 +14,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from company_agents.audit_seal import seal_pending
+from company_agents.audit.seal import seal_pending
 from company_agents.db.database import libpq_url, sqlalchemy_url
 from company_agents.home import MasterKey, ensure_home, load_master_key
 from company_agents.settings import Settings

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import audit, companies
-from company_agents.audit_seal import Watermark, seal_pending, seal_tick
-from company_agents.audit_verify import verify_trail
+from company_agents.audit.seal import Watermark, seal_pending, seal_tick
+from company_agents.audit.verify import verify_trail
 from company_agents.db.database import libpq_url, sqlalchemy_url
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.home import MasterKey

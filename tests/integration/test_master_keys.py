@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from company_agents import audit, companies, secrets_store
-from company_agents.audit_seal import seal_pending
-from company_agents.audit_verify import verify_trail
+from company_agents.audit.seal import seal_pending
+from company_agents.audit.verify import verify_trail
 from company_agents.db.database import Database
 from company_agents.db.schema import secrets
 from company_agents.errors import MasterKeyMismatch

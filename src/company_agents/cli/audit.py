@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit_query, companies
-from company_agents.audit_verify import VerifyReport, verify_trail
+from company_agents import companies
+from company_agents.audit import query as audit_query
+from company_agents.audit.verify import VerifyReport, verify_trail
 from company_agents.cli.context import opened, run_in_transaction
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from

@@ -1,6 +1,6 @@
 """Verifying the audit trail: recompute every seal and every sealed event, and name the first problem.
 
-What is caught, and how (see ``audit_seal`` for the seal format):
+What is caught, and how (see ``audit.seal`` for the seal format):
 
 - an event changed (or two swapped): its digest no longer matches the seal's manifest;
 - an event deleted: an id in a seal's manifest has no row;
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import crypto
-from company_agents.audit_seal import (
+from company_agents.audit.seal import (
     DIGEST_PREFIX_BYTES,
     EventsHasher,
     event_digest,

@@ -15,7 +15,7 @@ from uuid import UUID
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents.audit_seal import EVENT_COLUMNS
+from company_agents.audit.seal import EVENT_COLUMNS
 from company_agents.db.schema import audit_events
 from company_agents.errors import InvalidInput
 
