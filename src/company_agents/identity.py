@@ -6,8 +6,6 @@ agent's, never another company's. Work on a task goes through the run's lease to
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -16,18 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from company_agents import audit
 from company_agents.db.schema import agents
 from company_agents.errors import Unauthorized
-
-AGENT_TOKEN_PREFIX = "at_"
-
-
-def new_agent_token() -> tuple[str, str]:
-    """A fresh token and its hash."""
-    token = AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return token, hash_agent_token(token)
-
-
-def hash_agent_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from company_agents.tokens import AGENT_TOKEN_PREFIX, hash_token, new_agent_token
 
 
 async def rotate_agent_token(
@@ -57,7 +44,7 @@ async def authenticate_agent(conn: AsyncConnection, token: str) -> dict[str, Any
     if not token.startswith(AGENT_TOKEN_PREFIX):
         raise Unauthorized("not an agent token")
     row = (
-        (await conn.execute(select(agents).where(agents.c.token_hash == hash_agent_token(token))))
+        (await conn.execute(select(agents).where(agents.c.token_hash == hash_token(token))))
         .mappings()
         .first()
     )

@@ -13,9 +13,7 @@ The invariants, each enforced in the SQL below rather than in Python:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
@@ -27,16 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
-
-LEASE_TOKEN_PREFIX = "lt_"
-
-
-def new_lease_token() -> str:
-    return LEASE_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from company_agents.tokens import LEASE_TOKEN_PREFIX, hash_token, new_lease_token
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from company_agents.errors import (
 from company_agents.identity import authenticate_agent
 from company_agents.memory import check_access, check_scope, read_memory, write_memory
 from company_agents.settings import Settings
+from company_agents.tokens import LEASE_TOKEN_PREFIX
 
 T = TypeVar("T")
 # Module level: with postponed annotations FastAPI resolves these names from the module's globals.
@@ -236,7 +237,7 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
     ) -> tuple[dict[str, Any], list[UUID], str]:
         """The agent a memory call acts for, the tasks it may use, and the actor to record."""
         token = _bearer(authorization)
-        if token.startswith(leases.LEASE_TOKEN_PREFIX):
+        if token.startswith(LEASE_TOKEN_PREFIX):
             ident = await leases.authenticate(conn, token)
             if call.fencing_token is None:
                 raise InvalidInput("fencingToken: required with a lease token", field="fencingToken")
