@@ -22,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit, crypto
+from company_agents.db import locks
 from company_agents.db.schema import secrets
 from company_agents.errors import Conflict, InvalidInput, MasterKeyMismatch, NotFound
 from company_agents.home import MasterKey
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 # Shared by secret writers, exclusive for master-key rotation.
-SECRETS_KEY_LOCK = 0x4341534543  # "CASEC"
+SECRETS_KEY_LOCK = locks.SECRETS_KEY
 MASTER_KEY_ROTATED = "master_key.rotated"
 
 # The key the database's secrets are under: any secret row (they all share one key), else the key the

@@ -41,13 +41,14 @@ from sqlalchemy import Label, LargeBinary, func, insert, literal_column, select,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import crypto
+from company_agents.db import locks
 from company_agents.db.database import Database
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.home import MasterKey
 
 log = logging.getLogger(__name__)
 
-SEALER_LOCK = 0x434153454C  # "CASEL"
+SEALER_LOCK = locks.SEALER
 MAX_SEAL_EVENTS = 1000
 DIGEST_PREFIX_BYTES = 16
 _ENTRY = struct.Struct(">q")

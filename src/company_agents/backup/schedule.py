@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from company_agents.backup.bundle import backup_time, create_backup
 from company_agents.backup.retention import prune_backups
+from company_agents.db import locks
 from company_agents.db.database import Database
 from company_agents.errors import CompanyAgentsError
 from company_agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BACKUP_LOCK_KEY = 0x4341424B5550  # "CABKUP"
+BACKUP_LOCK_KEY = locks.BACKUP
 # The first backup of a home without any waits this long after start, so `up` is not slowed.
 FIRST_BACKUP_DELAY = timedelta(seconds=60)
 RETRY_AFTER = timedelta(minutes=10)

@@ -11,8 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-# Arbitrary but fixed: every process that migrates takes this advisory lock first.
-MIGRATION_LOCK_KEY = 0x43414D4947  # "CAMIG"
+from company_agents.db import locks
+
+# Every process that migrates takes this advisory lock first.
+MIGRATION_LOCK_KEY = locks.MIGRATION
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
