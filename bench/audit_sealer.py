@@ -40,7 +40,7 @@ from company_agents.audit.verify import verify_trail
 from company_agents.db.database import Database, libpq_url, sqlalchemy_url
 from company_agents.db.embedded import EmbeddedServer
 from company_agents.db.migrate import upgrade
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 from company_agents.settings import Settings
 
 

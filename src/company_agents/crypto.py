@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from company_agents.errors import SecretDecryptError
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 # Purpose labels: changing one changes every key derived for that purpose (a format break).
 SECRET_STORE_PURPOSE = "secret-store aes-256-gcm v1"

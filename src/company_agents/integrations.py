@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from company_agents import audit, secrets_store
 from company_agents.db.schema import integrations, secrets
 from company_agents.errors import Conflict, InvalidInput, NotFound
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KIND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

@@ -22,7 +22,7 @@ from company_agents.adapters.config import AdapterConfig, load_adapters
 from company_agents.adapters.runner import AgentRun
 from company_agents.db.database import Database, libpq_url
 from company_agents.errors import ConfigError
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 from company_agents.settings import Settings
 from company_agents.tasks import TASKS_CHANNEL
 

@@ -25,7 +25,7 @@ from company_agents import audit, crypto
 from company_agents.db import locks
 from company_agents.db.schema import secrets
 from company_agents.errors import Conflict, InvalidInput, MasterKeyMismatch, NotFound
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 # Shared by secret writers, exclusive for master-key rotation.

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from company_agents.db.database import Database, open_database
 from company_agents.db.migrate import MigrationStatus, migration_status, upgrade
 from company_agents.errors import SchemaOutOfDate
-from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_status
-from company_agents.master_keys import check_key_matches_database, recover_pending_rotation
+from company_agents.home import ensure_home
+from company_agents.master_key import MasterKey, load_master_key, master_key_status
+from company_agents.master_key.rotation import check_key_matches_database, recover_pending_rotation
 from company_agents.settings import Settings
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.pool import NullPool
 
 from company_agents.audit.seal import seal_pending
 from company_agents.db.database import libpq_url, sqlalchemy_url
-from company_agents.home import MasterKey, ensure_home, load_master_key
+from company_agents.home import ensure_home
+from company_agents.master_key import MasterKey, load_master_key
 from company_agents.settings import Settings
 
 CLI = [sys.executable, "-m", "company_agents.cli.main"]

@@ -18,7 +18,7 @@ from company_agents.audit.seal import Watermark, seal_pending, seal_tick
 from company_agents.audit.verify import verify_trail
 from company_agents.db.database import libpq_url, sqlalchemy_url
 from company_agents.db.schema import audit_events, audit_seals
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 
 @pytest.fixture

@@ -21,8 +21,14 @@ from company_agents.audit.verify import verify_trail
 from company_agents.db.database import Database
 from company_agents.db.schema import secrets
 from company_agents.errors import MasterKeyMismatch
-from company_agents.home import MasterKey, ensure_home, load_master_key
-from company_agents.master_keys import known_keys, pending_path, recover_pending_rotation, rotate_master_key
+from company_agents.home import ensure_home
+from company_agents.master_key import MasterKey, load_master_key
+from company_agents.master_key.rotation import (
+    known_keys,
+    pending_path,
+    recover_pending_rotation,
+    rotate_master_key,
+)
 from company_agents.settings import Settings
 from company_agents.startup import instance
 
@@ -178,8 +184,8 @@ CRASHER = textwrap.dedent(
     """
     import asyncio, os, sys
     from company_agents.db.database import Database
-    from company_agents.home import load_master_key
-    from company_agents.master_keys import rotate_master_key
+    from company_agents.master_key import load_master_key
+    from company_agents.master_key.rotation import rotate_master_key
     from company_agents.settings import Settings
 
     settings = Settings(home=sys.argv[1], database_url=sys.argv[2])

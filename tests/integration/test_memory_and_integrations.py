@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from company_agents import companies, integrations, memory, secrets_store
 from company_agents.db.database import sqlalchemy_url
 from company_agents.errors import InvalidInput, MemoryAccessDenied, NotFound
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from company_agents import companies, integrations, secrets_store
 from company_agents.db.database import libpq_url, sqlalchemy_url
 from company_agents.db.schema import audit_events, secrets
 from company_agents.errors import Conflict, MasterKeyMismatch, NotFound, SecretDecryptError
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 PLAINTEXT = "sk-ant-SUPER-SECRET-VALUE-4242"
 

@@ -9,7 +9,8 @@ import pytest
 
 from company_agents.db.database import check_server_version, redact, sqlalchemy_url
 from company_agents.errors import ConfigError, MasterKeyError, UnsupportedDatabase
-from company_agents.home import ensure_home, load_master_key, master_key_status
+from company_agents.home import ensure_home
+from company_agents.master_key import load_master_key, master_key_status
 from company_agents.settings import Settings, load_settings
 
 

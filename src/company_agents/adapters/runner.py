@@ -25,7 +25,7 @@ from company_agents import leases
 from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.db.database import Database
 from company_agents.errors import CompanyAgentsError, StaleFencingToken
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 from company_agents.secrets_store import resolve_env
 from company_agents.settings import Settings
 from company_agents.workspaces import (

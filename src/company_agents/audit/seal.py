@@ -10,7 +10,7 @@ Its ``events_hash`` is ``v1:<root>:<manifest>``:
 
 ``seal_hash`` is the SHA-256 over the seal's fields and the previous seal's hash (the chain), and
 ``signature`` is an HMAC-SHA256 of ``seal_hash`` under a key HKDF-derived from the master key; ``key_id``
-names that master key, so seals made before a key rotation still verify (``master_keys.known_keys``).
+names that master key, so seals made before a key rotation still verify (``master_key.rotation.known_keys``).
 
 Only events whose ids can no longer change are sealed. Identity values are handed out when a row is
 inserted but transactions commit in any order, so sealing "everything up to max(id)" could skip an
@@ -44,7 +44,7 @@ from company_agents import crypto
 from company_agents.db import locks
 from company_agents.db.database import Database
 from company_agents.db.schema import audit_events, audit_seals
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 log = logging.getLogger(__name__)
 

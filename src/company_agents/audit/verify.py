@@ -34,7 +34,7 @@ from company_agents.audit.seal import (
     seal_hash,
 )
 from company_agents.db.schema import audit_events, audit_seals
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from company_agents.db.database import Database
 from company_agents.errors import ArchiveError
-from company_agents.home import MasterKey, load_master_key
+from company_agents.master_key import MasterKey, load_master_key
 from company_agents.settings import Settings
 from company_agents.transfer.archive import CHUNK, ArchiveReader
 from company_agents.transfer.export import snapshot, write_export

@@ -19,7 +19,8 @@ from typing import Any
 from company_agents.backup.bundle import DATABASE, MASTER_KEY, RUNS, BackupInfo, unpack_backup
 from company_agents.db.database import Database, database
 from company_agents.errors import CompanyAgentsError, TargetNotEmpty
-from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_location
+from company_agents.home import ensure_home
+from company_agents.master_key import MasterKey, load_master_key, master_key_location
 from company_agents.settings import Settings
 from company_agents.transfer.import_ import ImportResult, import_archive
 from company_agents.transfer.progress import ProgressFn

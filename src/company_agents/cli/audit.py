@@ -19,8 +19,8 @@ from company_agents.cli.context import opened, run_in_transaction
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import InvalidInput, MasterKeyError
-from company_agents.home import MasterKey, load_master_key
-from company_agents.master_keys import known_keys, recover_pending_rotation
+from company_agents.master_key import MasterKey, load_master_key
+from company_agents.master_key.rotation import known_keys, recover_pending_rotation
 
 app = typer.Typer(help="The audit trail: search, export, verify.", no_args_is_help=True)
 

@@ -15,7 +15,7 @@ from company_agents.cli.secrets import read_value
 from company_agents.cli.settings import settings_from
 from company_agents.db.database import Database
 from company_agents.errors import InvalidInput
-from company_agents.home import MasterKey
+from company_agents.master_key import MasterKey
 
 app = typer.Typer(help="Integrations: outside services, their config and credentials.", no_args_is_help=True)
 

@@ -19,8 +19,8 @@ from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.db.database import Database
 from company_agents.errors import InvalidInput
-from company_agents.home import MasterKey
-from company_agents.master_keys import RotationResult, rotate_master_key
+from company_agents.master_key import MasterKey
+from company_agents.master_key.rotation import RotationResult, rotate_master_key
 
 app = typer.Typer(
     help="Secrets: company-scoped and encrypted; values never appear in output.", no_args_is_help=True

@@ -38,7 +38,7 @@ from company_agents import audit, crypto
 from company_agents.db.database import Database
 from company_agents.db.schema import secrets
 from company_agents.errors import MasterKeyError
-from company_agents.home import MASTER_KEY_BYTES, MasterKey, check_key_file_mode, master_key_location
+from company_agents.master_key import MASTER_KEY_BYTES, MasterKey, check_key_file_mode, master_key_location
 from company_agents.secrets_store import (
     DATABASE_KEY_ID_SQL,
     MASTER_KEY_ROTATED,
