@@ -35,12 +35,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from company_agents import audit
-from company_agents.audit.seal import run_sealer, seal_pending
+from company_agents.audit.seal import seal_pending
 from company_agents.audit.verify import verify_trail
 from company_agents.db.database import Database, libpq_url, sqlalchemy_url
 from company_agents.db.embedded import EmbeddedServer
 from company_agents.db.migrate import upgrade
 from company_agents.master_key import MasterKey
+from company_agents.runtime.sealer import run_sealer
 from company_agents.settings import Settings
 
 

@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import agents, companies, leases
-from company_agents.audit.seal import run_sealer
 from company_agents.db.database import Database, sqlalchemy_url
 from company_agents.db.migrate import upgrade
 from company_agents.master_key import MasterKey
+from company_agents.runtime.sealer import run_sealer
 from company_agents.settings import Settings
 
 try:  # run as a script (bench/ on sys.path) or imported as ``bench.claims``

@@ -10,7 +10,7 @@ from company_agents.db.migrate import migration_status
 from company_agents.errors import CompanyAgentsError
 from company_agents.home import home_directories
 from company_agents.master_key import master_key_location, master_key_status
-from company_agents.orchestrator import check_port_free
+from company_agents.runtime.orchestrator import check_port_free
 from company_agents.settings import Settings
 
 

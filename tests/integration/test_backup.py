@@ -14,11 +14,12 @@ import pytest
 
 from company_agents.backup import create_backup, restore_backup, verify_backup
 from company_agents.backup.bundle import AUDIT, BackupInfo
-from company_agents.backup.schedule import BACKUP_LOCK_KEY, backup_once, run_scheduled_backups
+from company_agents.backup.schedule import BACKUP_LOCK_KEY, backup_once
 from company_agents.db.database import ORCHESTRATOR_APP_NAME, Database, open_database
 from company_agents.errors import ArchiveError, OrchestratorRunning, TargetNotEmpty
 from company_agents.home import ensure_home
 from company_agents.master_key import load_master_key
+from company_agents.runtime.backups import run_scheduled_backups
 from company_agents.settings import Settings
 from tests.conftest import PgServer
 from tests.integration.populate import Populated, checksums, decrypt_all, export_to, populate, query

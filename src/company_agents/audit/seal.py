@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import logging
@@ -42,7 +41,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import crypto
 from company_agents.db import locks
-from company_agents.db.database import Database
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.master_key import MasterKey
 
@@ -243,7 +241,7 @@ async def seal_pending(
 ) -> int:
     """Seal everything committed so far, waiting (up to ``settle_timeout``) for running transactions.
 
-    For tests and one-off use; the orchestrator's loop (``run_sealer``) never waits inside a
+    For tests and one-off use; the orchestrator's loop (``runtime.sealer``) never waits inside a
     transaction. Returns the number of events sealed.
     """
     # The lock first: concurrent callers waiting for each other's open transactions would all time out.
@@ -273,24 +271,3 @@ async def seal_tick(
             return 0, pending
         sealed = await seal_up_to(conn, master_key, pending.last_id)
     return sealed, await take_watermark(conn)
-
-
-async def run_sealer(db: Database, master_key: MasterKey, stop: asyncio.Event, interval: float = 1.0) -> None:
-    """Seal new audit events every ``interval`` seconds until ``stop`` is set (one task in ``up``).
-
-    Each tick is its own short transaction; errors are logged and retried on the next tick.
-    """
-    pending: Watermark | None = None
-    while not stop.is_set():
-        try:
-            async with db.engine.begin() as conn:
-                sealed, pending = await seal_tick(conn, master_key, pending)
-            if sealed:
-                log.debug(
-                    "sealed %d audit events", sealed, extra={"action": "audit_sealed", "events": sealed}
-                )
-        except Exception:
-            log.exception("audit sealer tick failed", extra={"action": "audit_sealer_failed"})
-            pending = None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)

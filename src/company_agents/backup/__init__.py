@@ -1,4 +1,4 @@
-"""Backups of a whole instance: create, list, verify, restore, prune, and the schedule inside ``up``."""
+"""Backups of a whole instance: create, list, verify, restore, prune (scheduled in ``runtime.backups``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from company_agents.backup.bundle import (
 )
 from company_agents.backup.restore import RestoreResult, restore_backup
 from company_agents.backup.retention import prune_backups, select_retained
-from company_agents.backup.schedule import run_scheduled_backups
 
 __all__ = [
     "BackupInfo",
@@ -21,7 +20,6 @@ __all__ = [
     "prune_backups",
     "read_backup_info",
     "restore_backup",
-    "run_scheduled_backups",
     "select_retained",
     "verify_backup",
 ]

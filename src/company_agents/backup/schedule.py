@@ -1,6 +1,6 @@
-"""Scheduled backups inside ``up``: every ``backup_interval_seconds``, one at a time across orchestrators.
+"""Scheduled backups (the loop inside ``up`` is ``runtime.backups``): one at a time across orchestrators.
 
-Several orchestrators may share one database. Each runs this loop, but a backup is only taken under a
+Several orchestrators may share one database. Each runs the loop, but a backup is only taken under a
 session-level advisory lock (``pg_try_advisory_lock``): whoever holds it backs up; the others skip this
 round. Under the lock the newest backup is looked at again, so an orchestrator that just lost the race
 does not take a second backup of the same moment into the same home.
@@ -8,7 +8,6 @@ does not take a second backup of the same moment into the same home.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -80,41 +79,3 @@ def backup_once(settings: Settings, db: Database, cancel: threading.Event | None
             return info.path.name
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
-
-
-async def run_scheduled_backups(settings: Settings, db: Database, stop: asyncio.Event) -> None:
-    """Back up every ``backup_interval_seconds`` until ``stop`` is set (0 turns scheduling off)."""
-    if settings.backup_interval_seconds <= 0:
-        log.info("scheduled backups are off", extra={"action": "backup_schedule_off"})
-        return
-    started = datetime.now(UTC)
-    retry_at: datetime | None = None
-    cancel = threading.Event()
-    while not stop.is_set():
-        due = retry_at or next_due(settings, started=started)
-        wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=wait)
-            return
-        except TimeoutError:
-            pass
-        # The backup runs in a thread (sync COPY); stopping sets `cancel`, which the export checks
-        # between blocks, so shutdown does not wait for a whole backup.
-        watcher = asyncio.create_task(_relay(stop, cancel))
-        try:
-            await asyncio.to_thread(backup_once, settings, db, cancel)
-            retry_at = None
-        except BackupCancelled:
-            return
-        except Exception:
-            log.exception("scheduled backup failed", extra={"action": "backup_failed"})
-            retry_at = datetime.now(UTC) + min(
-                RETRY_AFTER, timedelta(seconds=settings.backup_interval_seconds)
-            )
-        finally:
-            watcher.cancel()
-
-
-async def _relay(stop: asyncio.Event, cancel: threading.Event) -> None:
-    await stop.wait()
-    cancel.set()

@@ -86,7 +86,7 @@ def up(
     import asyncio
 
     from company_agents.logging_setup import configure_logging
-    from company_agents.orchestrator import serve
+    from company_agents.runtime.orchestrator import serve
     from company_agents.startup import instance
 
     if max_concurrent_runs is not None:

@@ -23,6 +23,7 @@ from company_agents.adapters.runner import AgentRun
 from company_agents.db.database import Database, libpq_url
 from company_agents.errors import ConfigError
 from company_agents.master_key import MasterKey
+from company_agents.runtime.loop import run_loop, wait_for_stop
 from company_agents.settings import Settings
 from company_agents.tasks import TASKS_CHANNEL
 
@@ -71,20 +72,19 @@ class Scheduler:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
+
+        async def step() -> None:
+            self._reload_adapters()
+            await self.fill()
+
         try:
-            while not self.stop.is_set():
-                self._reload_adapters()
-                try:
-                    await self.fill()
-                except Exception:
-                    log.exception("scheduling pass failed; retrying", extra={"action": "scheduler_error"})
-                self.wake.clear()
-                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self.stop.wait())]
-                await asyncio.wait(
-                    waiters, timeout=self.settings.scheduler_poll_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for w in waiters:
-                    w.cancel()
+            await run_loop(
+                "scheduler",
+                step,
+                interval=self.settings.scheduler_poll_seconds,
+                stop=self.stop,
+                wake=self.wake,
+            )
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,22 +168,5 @@ class Scheduler:
                     exc,
                     extra={"action": "listener_reconnect"},
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            await wait_for_stop(self.stop, delay)
             delay = min(delay * 2, 10)
-
-
-async def run_housekeeping(settings: Settings, db: Database, *, stop: asyncio.Event) -> None:
-    """Workspace retention, every ``housekeeping_interval_seconds``."""
-    from company_agents.workspaces import housekeeping_once
-
-    while not stop.is_set():
-        try:
-            async with db.autocommit() as conn:
-                removed = await housekeeping_once(settings, conn)
-            if removed:
-                log.info("removed %d expired workspaces", removed, extra={"action": "workspaces_removed"})
-        except Exception:
-            log.exception("housekeeping failed; retrying", extra={"action": "housekeeping_error"})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.housekeeping_interval_seconds)

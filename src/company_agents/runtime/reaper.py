@@ -7,11 +7,14 @@ import logging
 
 from company_agents import leases
 from company_agents.db.database import Database
+from company_agents.runtime.loop import run_loop
 
 log = logging.getLogger(__name__)
 
+BATCH = 100
 
-async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]]:
+
+async def reap_once(db: Database, *, batch: int = BATCH) -> list[dict[str, object]]:
     async with db.engine.begin() as conn:
         reaped = await leases.reap_expired(conn, batch=batch)
     for row in reaped:
@@ -26,14 +29,10 @@ async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]
 
 
 async def run_reaper(db: Database, *, interval: float, stop: asyncio.Event) -> None:
-    """Reap every ``interval`` seconds until ``stop``; database errors are logged and retried."""
-    while not stop.is_set():
-        try:
-            while len(await reap_once(db)) == 100:
-                pass  # a full batch: there may be more right away
-        except Exception:  # the loop must survive a database restart
-            log.exception("reaper pass failed; retrying", extra={"action": "reaper_error"})
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+    """Reap every ``interval`` seconds until ``stop``."""
+
+    async def step() -> None:
+        while len(await reap_once(db)) == BATCH:
+            pass  # a full batch: there may be more right away
+
+    await run_loop("reaper", step, interval=interval, stop=stop)

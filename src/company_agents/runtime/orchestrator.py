@@ -16,12 +16,13 @@ from fastapi import FastAPI
 
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
-from company_agents.audit.seal import run_sealer
-from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
-from company_agents.reaper import run_reaper
-from company_agents.scheduler import Scheduler, run_housekeeping
+from company_agents.runtime.backups import run_scheduled_backups
+from company_agents.runtime.housekeeping import run_housekeeping
+from company_agents.runtime.reaper import run_reaper
+from company_agents.runtime.scheduler import Scheduler
+from company_agents.runtime.sealer import run_sealer
 from company_agents.startup import Instance
 
 log = logging.getLogger(__name__)
