@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -239,3 +240,28 @@ async def test_a_missing_table_is_a_schema_error_in_one_line(engine: AsyncEngine
     assert 'relation "memory_entries" does not exist' in error.message and "db status" in error.message
     assert "p4ssw0rd" not in error.message
     _one_clean_line(error)
+
+
+async def test_engines_hide_statement_parameters(db_url: str, tmp_path: Path) -> None:
+    from company_agents.db.database import Database
+    from company_agents.settings import Settings
+
+    db = Database(settings=Settings(home=tmp_path / "home", database_url=db_url), url=db_url)
+    bad = insert(companies_table).values(slug="Bad Slug", name="n", description="hunter2-value")
+    try:
+        with pytest.raises(DBAPIError) as pooled:
+            async with db.engine.begin() as conn:
+                await conn.execute(bad)
+    finally:
+        await db.dispose()
+    engine = db.sync_engine()
+    try:
+        with pytest.raises(DBAPIError) as unpooled, engine.begin() as conn:
+            conn.execute(bad)
+    finally:
+        engine.dispose()
+    for info in (pooled, unpooled):
+        # The server's own DETAIL line quotes the row; SQLAlchemy's "[parameters: …]" line must not.
+        sqlalchemy_part = str(info.value).split("[SQL:", 1)[1]
+        assert "hunter2-value" not in sqlalchemy_part and "parameters hidden" in sqlalchemy_part
+        assert "hunter2-value" not in translate(info.value).message

@@ -121,3 +121,30 @@ def test_servers_older_than_15_are_refused_naming_the_version() -> None:
 def test_pool_size_follows_concurrency(make_settings: Callable[..., Settings]) -> None:
     assert make_settings(max_concurrent_runs=8).pool_size == 12
     assert make_settings(max_concurrent_runs=8, db_pool_size=2).pool_size == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p@ss@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://:pw@h/db", "postgresql://:***@h/db"),
+        ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?sslmode=require&password=pw&x=1",
+            "postgresql://u@h/db?sslmode=require&password=***&x=1",
+        ),
+        ("postgresql://u@h/db?sslpassword=pw", "postgresql://u@h/db?sslpassword=***"),
+        ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("host=h password = 'p w\\'x' dbname=d", "host=h password = *** dbname=d"),
+        ("PASSWORD=pw", "PASSWORD=***"),
+        (
+            "cannot connect to postgresql://u:pw@h/db: refused",
+            "cannot connect to postgresql://u:***@h/db: refused",
+        ),
+        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
+        ("no password here", "no password here"),
+    ],
+)
+def test_redact_hides_every_way_of_writing_a_password(text: str, shown: str) -> None:
+    assert redact(text) == shown
