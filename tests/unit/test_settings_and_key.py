@@ -10,7 +10,7 @@ import pytest
 from company_agents.db.database import check_server_version, redact, sqlalchemy_url
 from company_agents.errors import ConfigError, MasterKeyError, UnsupportedDatabase
 from company_agents.home import ensure_home, load_master_key, master_key_status
-from company_agents.settings import Settings, load_settings
+from company_agents.settings import Settings, check_bind_host, load_settings
 
 
 def test_home_layout_is_created_private(make_settings: Callable[..., Settings]) -> None:
@@ -148,3 +148,55 @@ def test_pool_size_follows_concurrency(make_settings: Callable[..., Settings]) -
 )
 def test_redact_hides_every_way_of_writing_a_password(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+def test_a_dotenv_in_the_working_directory_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "someone-elses-checkout"
+    project.mkdir()
+    (project / ".env").write_text(
+        "DATABASE_URL=postgresql://them@db.example/theirs\nCOMPANY_AGENTS_API_PORT=1\n"
+    )
+    monkeypatch.chdir(project)
+    for var in ("DATABASE_URL", "COMPANY_AGENTS_API_PORT", "COMPANY_AGENTS_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    settings = load_settings(home=home)
+    assert settings.database_url is None and settings.api_port == 3100
+    # <home>/.env is ours: it is read, the environment wins over it, and it cannot move the home.
+    home.mkdir()
+    (home / ".env").write_text(
+        f"DATABASE_URL=postgresql://us@h/ours\nCOMPANY_AGENTS_API_PORT=4000\nCOMPANY_AGENTS_HOME={tmp_path}/x\n"
+    )
+    monkeypatch.setenv("COMPANY_AGENTS_HOME", str(home))
+    settings = load_settings()
+    assert settings.database_url == "postgresql://us@h/ours" and settings.api_port == 4000
+    assert settings.home == home
+    monkeypatch.setenv("COMPANY_AGENTS_API_PORT", "4001")
+    assert load_settings().api_port == 4001
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_only_loopback_bind_addresses_are_accepted(host: str, allowed: bool, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, bind_host=host)
+    if allowed:
+        check_bind_host(settings)
+    else:
+        with pytest.raises(ConfigError, match="no authentication"):
+            check_bind_host(settings)

@@ -87,11 +87,13 @@ def up(
 
     from company_agents.logging_setup import configure_logging
     from company_agents.orchestrator import serve
+    from company_agents.settings import check_bind_host
     from company_agents.startup import instance
 
     if max_concurrent_runs is not None:
         ctx.find_root().obj["overrides"]["max_concurrent_runs"] = max_concurrent_runs
     settings = settings_from(ctx)
+    check_bind_host(settings)  # before anything starts: nothing is served beyond this machine
     started = time.monotonic()
     with instance(settings) as inst:
         configure_logging(settings, "orchestrator", to_stderr=False)
