@@ -200,3 +200,21 @@ def test_only_loopback_bind_addresses_are_accepted(host: str, allowed: bool, tmp
     else:
         with pytest.raises(ConfigError, match="no authentication"):
             check_bind_host(settings)
+
+
+def test_log_lines_never_carry_a_password() -> None:
+    import logging
+
+    from company_agents.logging_setup import FORMAT, RedactingFormatter
+
+    record = logging.LogRecord(
+        "x",
+        logging.WARNING,
+        __file__,
+        1,
+        "cannot reach %s",
+        ("postgresql://u:hunter2@h/d?password=pw2",),
+        None,
+    )
+    line = RedactingFormatter(FORMAT).format(record)
+    assert "hunter2" not in line and "pw2" not in line and "postgresql://u:***@h/d" in line
