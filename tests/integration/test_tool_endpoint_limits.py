@@ -171,3 +171,10 @@ def test_a_database_outage_is_503_with_retry_after_and_the_json_body(down_url: s
     error = answer.json()["error"]
     assert set(error) == {"code", "message", "details"} and error["code"] == "database_unavailable"
     assert "SELECT" not in error["message"] and "\n" not in error["message"]
+
+
+def test_every_error_has_the_json_body(down_url: str) -> None:
+    for method, path, status in [("GET", "/nope", 404), ("GET", "/tools/renew_lease", 405)]:
+        answer = httpx.request(method, f"{down_url}{path}", timeout=30)
+        assert answer.status_code == status
+        assert set(answer.json()["error"]) == {"code", "message", "details"}, answer.text

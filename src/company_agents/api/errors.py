@@ -13,6 +13,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
 
 from company_agents.db.errors import translate
 from company_agents.errors import CompanyAgentsError
@@ -37,6 +38,20 @@ def error_response(error: CompanyAgentsError) -> JSONResponse:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc if isinstance(exc, CompanyAgentsError) else InternalError())
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (unknown path, wrong method) in our body rather than ``{"detail": …}``."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else None
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    error = CompanyAgentsError(str(detail or "HTTP error"))
+    error.code = codes.get(status, "http_error")
+    error.http_status = status
+    response = error_response(error)
+    if isinstance(exc, HTTPException) and exc.headers:
+        response.headers.update(exc.headers)  # e.g. Allow on a 405
+    return response
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -65,6 +80,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers: ours, the driver's (translated), and a JSON 500 for anything else."""
     app.add_exception_handler(CompanyAgentsError, _domain_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(psycopg.Error, _database_error)
     # Starlette runs an Exception handler in its outermost middleware and re-raises afterwards, so the
