@@ -7,7 +7,8 @@ listed here still give one line that names the constraint (never the SQL or its 
 
 A foreign key is broken from one of two sides: a row that points at nothing (an INSERT or UPDATE of the
 referencing table) or a row that is still pointed at (a DELETE of the referenced one, under
-``ON DELETE RESTRICT``). The SQLSTATE is the same; the statement's verb tells them apart.
+``ON DELETE RESTRICT``). Before PostgreSQL 18 the SQLSTATE is the same; the statement's verb tells them
+apart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from company_agents.errors import CompanyAgentsError, Conflict, InvalidInput, No
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
+# PostgreSQL 18 reports a row still referenced under ON DELETE RESTRICT as restrict_violation; older
+# servers as a foreign_key_violation (told apart by the statement's verb below).
+RESTRICT_VIOLATION = "23001"
 CHECK_VIOLATION = "23514"
 NOT_NULL_VIOLATION = "23502"
 EXCLUSION_VIOLATION = "23P01"
@@ -166,8 +170,8 @@ def violation_error(
     if state == UNIQUE_VIOLATION:
         meaning = UNIQUE.get(constraint or "")
         generic = Conflict(f"that already exists (constraint {constraint})", **details, **named)
-    elif state == FOREIGN_KEY_VIOLATION:
-        deleting = (statement or "").lstrip().upper().startswith("DELETE")
+    elif state in (FOREIGN_KEY_VIOLATION, RESTRICT_VIOLATION):
+        deleting = state == RESTRICT_VIOLATION or (statement or "").lstrip().upper().startswith("DELETE")
         meaning = (STILL_REFERENCED if deleting else MISSING_TARGET).get(constraint or "")
         if meaning is None and deleting:
             generic = Conflict(
