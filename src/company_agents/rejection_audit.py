@@ -31,7 +31,7 @@ _RECENT = text(
 SELECT EXISTS (
     SELECT 1 FROM audit_events
     WHERE subject_type = :subject_type AND subject_id = :subject_id AND action = :action
-      AND payload @> CAST(:match AS jsonb)
+      AND actor = :actor AND payload @> CAST(:match AS jsonb)
       AND created_at > now() - make_interval(secs => :window)
 )
 """
@@ -50,16 +50,17 @@ async def record_once_per_window(
     payload: dict[str, Any],
     window_seconds: float = REJECTION_WINDOW_SECONDS,
 ) -> bool:
-    """Record the event unless one with the same action, subject and ``match`` (a subset of the
-    payload, e.g. run and tool) was recorded within the window. True when a row was written."""
+    """Record the event unless one with the same action, subject, actor and ``match`` (a subset of
+    the payload, e.g. run and tool) was recorded within the window. True when a row was written."""
     params = {
+        "actor": actor,
         "subject_type": subject_type,
         "subject_id": str(subject_id),
         "action": action,
         "match": json.dumps(match, sort_keys=True),
         "window": float(window_seconds),
     }
-    key = f"{action}|{subject_type}|{subject_id}|{params['match']}"
+    key = f"{action}|{subject_type}|{subject_id}|{actor}|{params['match']}"
     await conn.execute(_LOCK, {"namespace": LOCK_NAMESPACE, "key": key})
     if (await conn.execute(_RECENT, params)).scalar_one():
         return False

@@ -178,3 +178,12 @@ def test_every_error_has_the_json_body(down_url: str) -> None:
         answer = httpx.request(method, f"{down_url}{path}", timeout=30)
         assert answer.status_code == status
         assert set(answer.json()["error"]) == {"code", "message", "details"}, answer.text
+
+
+async def test_repeated_memory_refusals_are_audited_once(engine: AsyncEngine, tool_url: str) -> None:
+    world = await make_world(engine)
+    ada, bob = world.agents["ada"], world.agents["bob"]
+    body = {"scope": "agent", "scopeId": str(bob["id"])}
+    answers = [_post(tool_url, "memory_read", ada["token"], json=body).status_code for _ in range(20)]
+    assert answers == [403] * 20
+    assert await _count(engine, "memory.access_denied") == 1

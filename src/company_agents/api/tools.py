@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit, leases
+from company_agents import leases
 from company_agents.agents import get_agent
 from company_agents.api.app import envelope
 from company_agents.api.body_limit import BodyLimit
@@ -276,8 +276,9 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                 check_access(agent, call.scope, scope_id, task_ids=task_ids)
             except MemoryAccessDenied as exc:
                 async with conn.begin():
-                    await audit.record(
+                    await record_once_per_window(
                         conn,
+                        match={"tool": tool},
                         actor=actor,
                         action="memory.access_denied",
                         subject_type="memory",
