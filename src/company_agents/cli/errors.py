@@ -43,12 +43,23 @@ def one_line(message: str) -> str:
     return redact(" ".join(message.split()))
 
 
+def _redacted(value: Any) -> Any:
+    # Value by value: redacting the JSON text could swallow the quotes and braces after a password.
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def report_error(error: CompanyAgentsError, *, as_json: bool) -> None:
     """Print ``error``: the JSON body on stdout with ``--json``, else ``error: …`` on one stderr line."""
     message = one_line(error.message)
     if as_json:
-        body: dict[str, Any] = {"error": {"code": error.code, "message": message, "details": error.details}}
-        text = redact(json.dumps(body, default=json_default))
-        print(text)
+        details = _redacted(error.details)
+        body: dict[str, Any] = {"error": {"code": error.code, "message": message, "details": details}}
+        print(json.dumps(body, default=json_default))
         return
     Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(message)}", highlight=False)
