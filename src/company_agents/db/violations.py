@@ -13,7 +13,6 @@ apart.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,14 +135,10 @@ for _table in ("companies", "teams", "agents", "tasks"):
     )
 
 
-class _Strict(string.Formatter):
-    """``str.format`` that fails on a missing detail instead of printing a placeholder."""
-
-
 def _message(meaning: Meaning, details: dict[str, Any]) -> str:
     try:
-        return _Strict().vformat(meaning.message, (), details)
-    except (KeyError, IndexError):
+        return meaning.message.format_map(details)
+    except (KeyError, IndexError):  # the caller did not pass that detail
         return meaning.bare
 
 
