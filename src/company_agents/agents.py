@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
 from company_agents.companies import as_uuid, get_company
+from company_agents.db.errors import translate
 from company_agents.db.schema import agents, teams
 from company_agents.errors import Conflict, InvalidInput, NotFound
 from company_agents.identity import rotate_agent_token
@@ -76,7 +77,7 @@ async def create_team(
                 .one()
             )
     except IntegrityError as exc:
-        raise Conflict(f"the company already has a team named {name!r}", field="name") from exc
+        raise translate(exc, name=name.strip()) from exc
     await audit.record(
         conn,
         actor=actor,
@@ -169,7 +170,7 @@ async def hire_agent(
                 .one()
             )
     except IntegrityError as exc:
-        raise Conflict(f"the company already has an agent named {name!r}", field="name") from exc
+        raise translate(exc, name=name) from exc
     agent = dict(row)
     if memory:
         await seed_memory(conn, agent, memory, actor=actor)

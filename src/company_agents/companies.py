@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
+from company_agents.db.errors import translate
 from company_agents.db.schema import companies, teams
 from company_agents.db.schema.companies import FISCAL_PERIODS
-from company_agents.errors import Conflict, InvalidInput, NotFound
+from company_agents.errors import InvalidInput, NotFound
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -109,7 +110,7 @@ async def create_company(
                 .one()
             )
     except IntegrityError as exc:
-        raise Conflict(f"the slug {slug!r} is taken", field="slug") from exc
+        raise translate(exc, slug=slug) from exc
     company = dict(row)
     await audit.record(
         conn,

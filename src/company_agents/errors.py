@@ -158,3 +158,10 @@ class AuditTampered(CompanyAgentsError):
 
     code = "audit_tampered"
     http_status = 409
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is larger than this endpoint accepts."""
+
+    code = "payload_too_large"
+    http_status = 413

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit, secrets_store
+from company_agents.db.errors import translate
 from company_agents.db.schema import integrations, secrets
 from company_agents.errors import Conflict, InvalidInput, NotFound
 from company_agents.master_key import MasterKey
@@ -137,7 +138,7 @@ async def add_integration(
                 )
             ).scalar_one()
     except IntegrityError as exc:
-        raise Conflict(f"an integration named {name!r} exists", name=name) from exc
+        raise translate(exc, name=name) from exc
     await audit.record(
         conn,
         actor=actor,

@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit
+from company_agents.audit.rejections import record_once_per_window
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
 from company_agents.tokens import LEASE_TOKEN_PREFIX, hash_token, new_lease_token
 
@@ -530,18 +530,19 @@ async def record_rejection(
     error: Conflict | Unauthorized,
     presented: Any,
 ) -> None:
-    """Audit a rejected write (in its own transaction: the rejected one changed nothing)."""
-    await audit.record(
+    """Audit a rejected write (in its own transaction: the rejected one changed nothing).
+
+    At most one row per run and tool per minute (``audit.rejections``): a zombie retrying in a loop is
+    told 409 every time but recorded once.
+    """
+    run_id = str(ident.run_id) if ident else None
+    await record_once_per_window(
         conn,
+        match={"tool": tool, "runId": run_id},
         actor=f"agent:{ident.agent_id}" if ident else "system:tool_endpoint",
         action="lease.stale_write_rejected" if ident else "lease.unauthorized_write_rejected",
         subject_type="task" if ident else "tool",
         subject_id=ident.task_id if ident else tool,
         company_id=ident.company_id if ident else None,
-        payload={
-            "tool": tool,
-            "code": error.code,
-            "presentedFencingToken": presented,
-            "runId": str(ident.run_id) if ident else None,
-        },
+        payload={"tool": tool, "code": error.code, "presentedFencingToken": presented, "runId": run_id},
     )

@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 import logging.handlers
 
+from company_agents.db.database import redact
 from company_agents.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then hides any password a URL or DSN in the line (or its traceback) carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(settings: Settings, name: str, *, to_stderr: bool = True) -> None:
@@ -26,7 +34,7 @@ def configure_logging(settings: Settings, name: str, *, to_stderr: bool = True) 
     if to_stderr:
         handlers.append(logging.StreamHandler())
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(RedactingFormatter(FORMAT))
         handler._company_agents = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     # The embedded-server package logs every pg_ctl call at INFO; keep its noise to warnings.

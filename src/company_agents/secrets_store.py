@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit, crypto
 from company_agents.db import locks
+from company_agents.db.errors import translate
 from company_agents.db.schema import secrets
-from company_agents.errors import Conflict, InvalidInput, MasterKeyMismatch, NotFound
+from company_agents.errors import InvalidInput, MasterKeyMismatch, NotFound
 from company_agents.master_key import MasterKey
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
@@ -154,9 +155,7 @@ async def create_secret(
                 .one()
             )
     except IntegrityError as exc:
-        raise Conflict(
-            f"a secret named {name!r} exists; use `secrets rotate` to change its value", name=name
-        ) from exc
+        raise translate(exc, name=name) from exc
     await audit.record(
         conn,
         actor=actor,
@@ -222,9 +221,7 @@ async def delete_secret(
                 )
             ).scalar_one_or_none()
     except IntegrityError as exc:
-        raise Conflict(
-            f"secret {name!r} is the credential of an integration; remove the integration first", name=name
-        ) from exc
+        raise translate(exc, name=name) from exc
     if secret_id is None:
         raise NotFound(f"no secret {name!r} in this company", name=name)
     await audit.record(

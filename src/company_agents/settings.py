@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,9 +22,9 @@ class Settings(BaseSettings):
     (``DATABASE_URL``, ``MASTER_KEY_PATH``, ``MASTER_KEY_SOURCE``, ``MCP_SERVER_URL``).
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="COMPANY_AGENTS_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    # No env_file here: a `.env` in the working directory belongs to whatever project the command runs
+    # in (its DATABASE_URL is not ours). `load_settings` reads `<home>/.env` only.
+    model_config = SettingsConfigDict(env_prefix="COMPANY_AGENTS_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=DEFAULT_HOME)
     database_url: str | None = Field(
@@ -39,7 +40,10 @@ class Settings(BaseSettings):
     mcp_server_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MCP_SERVER_URL", "mcp_server_url")
     )
+    # Loopback only while the API has no authentication (`check_bind_host`).
     bind_host: str = "127.0.0.1"
+    # Largest request body the tool endpoint reads (413 beyond it).
+    tool_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     api_port: int = 3100
     dashboard_port: int = 3101
     tool_port: int = 4200
@@ -147,13 +151,49 @@ class Settings(BaseSettings):
         return self.home / "config.json"
 
 
+ENV_FILE_NAME = ".env"
+
+
+def home_of(overrides: dict[str, object]) -> Path:
+    """The home the settings will have: ``--home``, else ``COMPANY_AGENTS_HOME``, else the default."""
+    given = overrides.get("home") or os.environ.get("COMPANY_AGENTS_HOME") or DEFAULT_HOME
+    return Path(str(given)).expanduser().absolute()
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment; translate validation errors into one clear message."""
+    """Build the settings from the environment and ``<home>/.env``; one clear message when invalid.
+
+    The environment wins over the file. The home is fixed first (``home_of``) so the file cannot move it.
+    """
     from pydantic import ValidationError
 
+    home = home_of(overrides)
+    env_file = home / ENV_FILE_NAME
+    values: dict[str, Any] = {**overrides, "home": home}
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        # _env_file is pydantic-settings' per-instance file (not a field, so mypy does not know it).
+        return Settings(_env_file=env_file if env_file.is_file() else None, **values)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: reachable from this machine only."""
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to anything
+        return False
+
+
+def check_bind_host(settings: Settings) -> None:
+    """Refuse to serve beyond this machine while the REST API and tool endpoint have no authentication."""
+    if not is_loopback(settings.bind_host):
+        raise ConfigError(
+            f"COMPANY_AGENTS_BIND_HOST={settings.bind_host} is not a loopback address; the API has no "
+            "authentication yet, so it binds 127.0.0.1, ::1 or localhost only",
+            field="bind_host",
+        )

@@ -11,7 +11,7 @@ from company_agents.db.database import check_server_version, redact, sqlalchemy_
 from company_agents.errors import ConfigError, MasterKeyError, UnsupportedDatabase
 from company_agents.home import ensure_home
 from company_agents.master_key import load_master_key, master_key_status
-from company_agents.settings import Settings, load_settings
+from company_agents.settings import Settings, check_bind_host, load_settings
 
 
 def test_home_layout_is_created_private(make_settings: Callable[..., Settings]) -> None:
@@ -122,3 +122,100 @@ def test_servers_older_than_15_are_refused_naming_the_version() -> None:
 def test_pool_size_follows_concurrency(make_settings: Callable[..., Settings]) -> None:
     assert make_settings(max_concurrent_runs=8).pool_size == 12
     assert make_settings(max_concurrent_runs=8, db_pool_size=2).pool_size == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p@ss@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://:pw@h/db", "postgresql://:***@h/db"),
+        ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?sslmode=require&password=pw&x=1",
+            "postgresql://u@h/db?sslmode=require&password=***&x=1",
+        ),
+        ("postgresql://u@h/db?sslpassword=pw", "postgresql://u@h/db?sslpassword=***"),
+        ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("host=h password = 'p w\\'x' dbname=d", "host=h password = *** dbname=d"),
+        ("PASSWORD=pw", "PASSWORD=***"),
+        (
+            "cannot connect to postgresql://u:pw@h/db: refused",
+            "cannot connect to postgresql://u:***@h/db: refused",
+        ),
+        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
+        ("no password here", "no password here"),
+    ],
+)
+def test_redact_hides_every_way_of_writing_a_password(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_a_dotenv_in_the_working_directory_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "someone-elses-checkout"
+    project.mkdir()
+    (project / ".env").write_text(
+        "DATABASE_URL=postgresql://them@db.example/theirs\nCOMPANY_AGENTS_API_PORT=1\n"
+    )
+    monkeypatch.chdir(project)
+    for var in ("DATABASE_URL", "COMPANY_AGENTS_API_PORT", "COMPANY_AGENTS_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    settings = load_settings(home=home)
+    assert settings.database_url is None and settings.api_port == 3100
+    # <home>/.env is ours: it is read, the environment wins over it, and it cannot move the home.
+    home.mkdir()
+    (home / ".env").write_text(
+        f"DATABASE_URL=postgresql://us@h/ours\nCOMPANY_AGENTS_API_PORT=4000\nCOMPANY_AGENTS_HOME={tmp_path}/x\n"
+    )
+    monkeypatch.setenv("COMPANY_AGENTS_HOME", str(home))
+    settings = load_settings()
+    assert settings.database_url == "postgresql://us@h/ours" and settings.api_port == 4000
+    assert settings.home == home
+    monkeypatch.setenv("COMPANY_AGENTS_API_PORT", "4001")
+    assert load_settings().api_port == 4001
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_only_loopback_bind_addresses_are_accepted(host: str, allowed: bool, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, bind_host=host)
+    if allowed:
+        check_bind_host(settings)
+    else:
+        with pytest.raises(ConfigError, match="no authentication"):
+            check_bind_host(settings)
+
+
+def test_log_lines_never_carry_a_password() -> None:
+    import logging
+
+    from company_agents.logging_setup import FORMAT, RedactingFormatter
+
+    record = logging.LogRecord(
+        "x",
+        logging.WARNING,
+        __file__,
+        1,
+        "cannot reach %s",
+        ("postgresql://u:hunter2@h/d?password=pw2",),
+        None,
+    )
+    line = RedactingFormatter(FORMAT).format(record)
+    assert "hunter2" not in line and "pw2" not in line and "postgresql://u:***@h/d" in line

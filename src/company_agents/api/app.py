@@ -7,13 +7,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from company_agents import __version__
+from company_agents.api.errors import install_error_handlers
 from company_agents.db.database import Database
-from company_agents.errors import CompanyAgentsError
 
 
 def envelope(data: Any, request_id: str | None = None) -> dict[str, Any]:
@@ -32,9 +32,7 @@ def create_app(db: Database) -> FastAPI:
     app.state.db = db
     app.state.started = time.monotonic()
 
-    @app.exception_handler(CompanyAgentsError)
-    async def _domain_error(_: Request, exc: CompanyAgentsError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    install_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

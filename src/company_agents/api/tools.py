@@ -1,8 +1,9 @@
 """The agent tool endpoint: ``POST /tools/<name>`` with ``Authorization: Bearer <lease token>``.
 
 Every tool is a fenced write (``leases``): a stale token gets 409 ``stale_fencing_token`` and the
-rejection is audited; an unknown token 401; a token of another task 403; malformed input 422 naming
-the field. A rejected call changes nothing.
+rejection is audited (once per run and tool per minute); an unknown token 401; a token of another task
+403; malformed input 422 naming the field; a body over ``tool_max_body_bytes`` 413; a database that is
+down 503 with ``Retry-After``. A rejected call changes nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit, leases
+from company_agents import leases
 from company_agents.agents import get_agent
 from company_agents.api.app import envelope
+from company_agents.api.body_limit import BodyLimit
+from company_agents.api.errors import install_error_handlers
+from company_agents.audit.rejections import record_once_per_window
 from company_agents.db.database import Database
 from company_agents.errors import (
-    CompanyAgentsError,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -112,10 +115,8 @@ def _bearer(authorization: str | None) -> str:
 def create_tool_app(db: Database, settings: Settings) -> FastAPI:
     app = FastAPI(title="Company Agents tool endpoint", docs_url=None, redoc_url=None)
     router = APIRouter(prefix="/tools")
-
-    @app.exception_handler(CompanyAgentsError)
-    async def _domain_error(_: Request, exc: CompanyAgentsError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.tool_max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -144,8 +145,9 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                 ident = await leases.authenticate(conn, token)
             if call.task_id is not None and call.task_id != ident.task_id:
                 async with conn.begin():
-                    await audit.record(
+                    await record_once_per_window(
                         conn,
+                        match={"tool": tool, "runId": str(ident.run_id)},
                         actor=f"agent:{ident.agent_id}",
                         action="lease.cross_task_rejected",
                         subject_type="task",
@@ -275,8 +277,9 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                 check_access(agent, call.scope, scope_id, task_ids=task_ids)
             except MemoryAccessDenied as exc:
                 async with conn.begin():
-                    await audit.record(
+                    await record_once_per_window(
                         conn,
+                        match={"tool": tool},
                         actor=actor,
                         action="memory.access_denied",
                         subject_type="memory",

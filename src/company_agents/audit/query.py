@@ -100,7 +100,7 @@ async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator
 
 
 def event_public(row: dict[str, Any]) -> dict[str, Any]:
-    """An event as the CLI and exports show it (snake_case; the CLI camelizes JSON)."""
+    """An event as the CLI and exports show it (snake_case; the CLI camelCases keys, not the payload)."""
     return {
         "id": row["id"],
         "company_id": row["company_id"],

@@ -34,6 +34,8 @@ def agent_public(row: dict[str, Any]) -> dict[str, Any]:
         "name",
         "role",
         "adapter",
+        # Shown as stored: its keys (environment variable names, adapter options) are data.
+        "adapter_config",
         "reports_to",
         "status",
         "budget_usd",

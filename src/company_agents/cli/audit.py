@@ -168,7 +168,7 @@ def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
 
         report = asyncio.run(main())
     if json_out:
-        print_json(report.to_dict())
+        print_json(report.to_dict(), nested=("first_problem", "problems"))
     else:
         _print_report(report)
     if not report.ok:

@@ -23,9 +23,9 @@ from company_agents.cli import runs as runs_cli
 from company_agents.cli import secrets as secrets_cli
 from company_agents.cli import tasks as tasks_cli
 from company_agents.cli import transfer as transfer_cli
+from company_agents.cli.errors import UsageError, edge_error, report_error
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
-from company_agents.errors import CompanyAgentsError
 
 app = typer.Typer(
     name="company-agents",
@@ -87,11 +87,13 @@ def up(
 
     from company_agents.logging_setup import configure_logging
     from company_agents.runtime.orchestrator import serve
+    from company_agents.settings import check_bind_host
     from company_agents.startup import instance
 
     if max_concurrent_runs is not None:
         ctx.find_root().obj["overrides"]["max_concurrent_runs"] = max_concurrent_runs
     settings = settings_from(ctx)
+    check_bind_host(settings)  # before anything starts: nothing is served beyond this machine
     started = time.monotonic()
     with instance(settings) as inst:
         configure_logging(settings, "orchestrator", to_stderr=False)
@@ -211,24 +213,27 @@ def _raise_system_exit(signum: int, _frame: object) -> None:
 
 
 def run() -> None:
-    """Console-script entry point: one line per error, a traceback only with --debug."""
+    """Console-script entry point: one line per error, a traceback only with --debug.
+
+    With ``--json`` anywhere on the command line an error is the JSON object
+    ``{"error": {"code", "message", "details"}}`` on stdout instead (stdout is the machine channel:
+    a script reads one JSON document there whatever happened, and the exit status says which).
+    """
     signal.signal(signal.SIGTERM, _raise_system_exit)
-    debug = "--debug" in sys.argv[1:]
+    argv = sys.argv[1:]
+    debug = "--debug" in argv
+    as_json = "--json" in argv
     try:
         # With standalone_mode off, click returns (rather than raises) the code of typer.Exit.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
-    except CompanyAgentsError as exc:
-        if debug:
-            console.print_exception()
-        console.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        console.print(f"[red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except (click.ClickException, typer.TyperException) as exc:
+        # Typer raises the usage errors of its own vendored click (a TyperException), not click's.
+        report_error(UsageError(exc.format_message()), as_json=as_json)
+        sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
@@ -237,8 +242,7 @@ def run() -> None:
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if debug:
             console.print_exception()
-        else:
-            console.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        report_error(edge_error(exc), as_json=as_json)
         sys.exit(1)
 
 

@@ -121,7 +121,7 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
 
     data = run_in_transaction(settings, work)
     if json_out:
-        print_json(data)
+        print_json(data, nested=("checkpoints",))
         return
     for key, value in data.items():
         if key == "checkpoints":

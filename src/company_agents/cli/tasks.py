@@ -146,7 +146,7 @@ def show(ctx: typer.Context, task: TaskArg, json_out: JsonOpt = False) -> None:
 
     data = run_in_transaction(settings_from(ctx), work)
     if json_out:
-        print_json(data)
+        print_json(data, nested=("runs",))
         return
     for key, value in data.items():
         if key != "runs":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -37,13 +37,21 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+# Every way libpq accepts a password in a connection string (https://www.postgresql.org/docs/current/
+# libpq-connect.html#LIBPQ-CONNSTRING): the URL's userinfo, a ``password=`` (or ``sslpassword=``) query
+# parameter, and a ``password=…`` keyword of a key=value DSN, quoted or not.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s?#]*):[^\s/?#]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>(?:^|(?<=[\s,;(]))(?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE
+)
+
+
+def redact(text: str) -> str:
+    """``text`` (a URL, a DSN, or a message quoting one) with every password replaced by ``***``."""
+    text = _USERINFO_PASSWORD.sub(r"\g<head>:***@", text)
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
 
 
 def check_server_version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
@@ -87,13 +95,13 @@ class Database:
         try:
             return psycopg.connect(libpq_url(self.url), autocommit=autocommit)
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to {self.display_url}: {str(exc).strip().splitlines()[0]}"
-            ) from None
+            reason = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+            raise DatabaseUnavailable(f"cannot connect to {self.display_url}: {reason}") from None
 
     def sync_engine(self) -> Engine:
         """An unpooled engine for short jobs (migrations, doctor, export)."""
-        return create_engine(sqlalchemy_url(self.url), poolclass=NullPool)
+        # hide_parameters: SQLAlchemy otherwise appends the statement's values to its error text.
+        return create_engine(sqlalchemy_url(self.url), poolclass=NullPool, hide_parameters=True)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -106,6 +114,7 @@ class Database:
                 max_overflow=max(2, size // 4),
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                hide_parameters=True,
                 connect_args={"application_name": self.application_name},
             )
         return self._async_engine

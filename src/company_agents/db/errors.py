@@ -7,7 +7,9 @@ and nowhere else:
   away or restarted, too many connections, a serialization failure or a deadlock)? ``db.retry`` retries
   those, and only those.
 - ``translate``: which of our errors does it mean? Connection classes become ``DatabaseUnavailable``;
-  anything else becomes a one-line ``DatabaseError`` that never carries the SQL or its parameters.
+  a violated constraint the domain error its name stands for (``db.violations``); a missing table or
+  column ``SchemaOutOfDate``; anything else a one-line ``DatabaseError``. None of them ever carries the
+  SQL or its parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-from company_agents.errors import CompanyAgentsError, DatabaseError, DatabaseUnavailable
+from company_agents.db.violations import violation_error
+from company_agents.errors import CompanyAgentsError, DatabaseError, DatabaseUnavailable, SchemaOutOfDate
 
 # SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 CONNECTION_CLASSES = ("08",)  # connection exception
@@ -33,6 +36,8 @@ CONNECTION_CODES = frozenset(
 SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
 RETRYABLE_CONFLICT_CODES = frozenset({SERIALIZATION_FAILURE, DEADLOCK_DETECTED})
+# undefined_table, undefined_column, undefined_function: the schema is not the one this program expects.
+SCHEMA_CODES = frozenset({"42P01", "42703", "42883"})
 
 
 def driver_error(exc: BaseException) -> BaseException:
@@ -74,13 +79,32 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def is_database_error(exc: BaseException) -> bool:
+    """Raised by the driver or SQLAlchemy (what ``translate`` is for)."""
+    return isinstance(exc, sa_exc.SQLAlchemyError | psycopg.Error)
+
+
 def translate(exc: BaseException, **details: Any) -> CompanyAgentsError:
-    """Our error for a driver error; already-translated errors pass through."""
+    """Our error for a driver error; already-translated errors pass through.
+
+    ``details`` (e.g. ``slug=…``, ``name=…``) go into the error and fill the placeholders of the
+    constraint's message.
+    """
     if isinstance(exc, CompanyAgentsError):
         return exc
     if is_connection_error(exc):
         return DatabaseUnavailable(f"the database is unavailable: {first_line(exc)}", **details)
     state = sqlstate(exc)
     if state is not None:
+        statement = exc.statement if isinstance(exc, sa_exc.StatementError) else None
+        violation = violation_error(driver_error(exc), state, statement, dict(details))
+        if violation is not None:
+            return violation
         details.setdefault("sqlstate", state)
+        if state in SCHEMA_CODES:
+            return SchemaOutOfDate(
+                f"the database schema does not match this program ({first_line(exc)}); "
+                "see `company-agents db status`",
+                **details,
+            )
     return DatabaseError(f"database error: {first_line(exc)}", **details)

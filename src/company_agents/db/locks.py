@@ -15,6 +15,9 @@ SECRETS_KEY = 0x4341534543  # "CASEC"
 SEALER = 0x434153454C  # "CASEL"
 # Scheduled backups: whoever holds it backs up, the others skip the slot (session-level, try-lock).
 BACKUP = 0x4341424B5550  # "CABKUP"
+# Rejected agent calls audited once per window (``audit.rejections``): two-key locks
+# (namespace, hashtext(key)), which live apart from the one-key locks above.
+REJECTION_AUDIT_NAMESPACE = 0x43415252  # "CARR"
 # Claims for one agent serialise on hashtextextended(<agent id>, AGENT_CLAIM_SEED) inside the SQL
 # function ca_claim_tasks (migration 0004): a second key space, seeded so it cannot meet the ones above.
 AGENT_CLAIM_SEED = 4242
