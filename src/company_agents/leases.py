@@ -9,6 +9,18 @@ The invariants, each enforced in the SQL below rather than in Python:
 3. The reaper deletes a lease only while it is still expired (re-checked under the row lock), and
    re-queues the task only if the fencing token is still the one the lease carried, so a task that
    finished between its read and its write is never touched.
+
+Lock order. Every statement or transaction that writes a leased task locks, in this order:
+**the lease row, then the task row, then the run row**. Two writers of one task therefore queue on
+the lease and never hold one row each while waiting for the other's (a cancel racing the reaper did
+exactly that, and PostgreSQL answered ``40P01 deadlock detected``). In one statement the order is
+made structural rather than left to the plan: the lease is locked in a ``lease AS MATERIALIZED
+(SELECT … FOR UPDATE)`` CTE and the task update joins it, so no task row reaches the update before
+its lease row is locked. The reaper's ``FOR UPDATE SKIP LOCKED`` passes over a lease someone is
+working on instead of waiting. The board's moves (``tasks._move``) follow the same order in two
+statements. A claim is the one exception (task, then a *new* lease row no one else can hold yet).
+Serialization failures and deadlocks that remain possible (see ``tasks._lock_for_move``) are retried
+whole, at the transaction boundary, by ``db.retry.retry_transient`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
+from company_agents.task_states import ACTIVE_SQL
 
 LEASE_TOKEN_PREFIX = "lt_"
 
@@ -90,17 +103,18 @@ SELECT id AS run_id, task_id, agent_id, company_id, fencing_token
 FROM runs WHERE lease_token_hash = %(token_hash)s
 """
 
-RENEW_SQL: LiteralString = """
+# Locks the lease row only; the task is read, not locked.
+RENEW_SQL: LiteralString = f"""
 UPDATE leases l
 SET expires_at = now() + make_interval(secs => %(lease_seconds)s), renewed_at = now()
 FROM tasks t
 WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
-  AND t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
+  AND t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN {ACTIVE_SQL}
 RETURNING l.expires_at
 """
 
 # The lease row is locked first: a reaper or a completion deleting it concurrently makes this match nothing.
-PROGRESS_SQL: LiteralString = """
+PROGRESS_SQL: LiteralString = f"""
 WITH lease AS (
     SELECT task_id, run_id FROM leases
     WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
@@ -108,7 +122,7 @@ WITH lease AS (
 ),
 task AS (
     SELECT t.id FROM tasks t JOIN lease l ON l.task_id = t.id
-    WHERE t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
+    WHERE t.fencing_token = %(fencing_token)s AND t.status IN {ACTIVE_SQL}
 ),
 checkpoint AS (
     INSERT INTO run_checkpoints (run_id, fencing_token, payload)
@@ -145,20 +159,25 @@ SELECT count(*) AS started FROM task
 """
 
 # One template for every way an attempt ends (complete, fail, handoff, release), as ONE statement that is
-# all-or-nothing by construction: the fenced task update is the gate, and the lease delete, the run
-# update and the audit insert only act on the row it returns. A concurrent reaper or cancel changes the
-# task row first, so the re-check under its row lock fails and nothing at all is written.
+# all-or-nothing by construction. Lock order (module docstring): the lease CTE locks the lease row first;
+# the fenced task update joins it, so it only reaches the task once the lease is held; the lease delete,
+# the run update and the audit insert only act on the row the task update returns. A concurrent reaper
+# or cancel that got the lease first has deleted it when this one gets the lock: nothing matches and
+# nothing at all is written.
 _END_TEMPLATE = """
-WITH task AS (
+WITH lease AS MATERIALIZED (
+    SELECT l.task_id FROM leases l
+    WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
+    FOR UPDATE
+),
+task AS (
     UPDATE tasks t
     SET status = {task_status}, updated_at = now(), {task_extra}
-    WHERE t.id = %(task_id)s AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
-      AND EXISTS (SELECT 1 FROM leases l
-                  WHERE l.task_id = t.id AND l.fencing_token = %(fencing_token)s
-                    AND l.token_hash = %(token_hash)s)
+    FROM lease l
+    WHERE t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN {active}
     RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts
 ),
-lease AS (
+dropped AS (
     DELETE FROM leases l USING task
     WHERE l.task_id = task.id AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
     RETURNING l.run_id
@@ -176,7 +195,7 @@ event AS (
            CAST(%(event_payload)s AS jsonb) || jsonb_build_object('status', status, 'attempt', attempt)
     FROM task
 )
-SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM lease) AS leases FROM task t
+SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM dropped) AS leases FROM task t
 """
 
 COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
@@ -185,6 +204,7 @@ COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'succeeded'",
     run_extra="output = CAST(%(output)s AS jsonb)",
     action="'task.completed'",
+    active=ACTIVE_SQL,
 )
 
 # Retry policy: back to the queue while attempts remain, otherwise failed (terminal).
@@ -197,6 +217,7 @@ FAIL_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'failed'",
     run_extra="error = %(reason)s, exit_code = CAST(%(exit_code)s AS integer)",
     action="CASE WHEN status = 'queued' THEN 'task.requeued' ELSE 'task.failed' END",
+    active=ACTIVE_SQL,
 )
 
 HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
@@ -205,6 +226,7 @@ HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'handed_off'",
     run_extra="error = %(reason)s",
     action="'task.handoff_requested'",
+    active=ACTIVE_SQL,
 )
 
 # A graceful stop of the orchestrator: the task goes straight back to the queue and the attempt does
@@ -215,6 +237,7 @@ RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'cancelled'",
     run_extra="error = %(reason)s",
     action="'task.released'",
+    active=ACTIVE_SQL,
 )
 
 # A cost reported by a running attempt, fenced like every other write; the lease row is share-locked so
@@ -232,7 +255,7 @@ RETURNING id
 
 # Compare-and-set (invariant 3): the inner SELECT locks expired leases (skipping any being renewed right
 # now); the outer condition is re-checked on the locked row version.
-REAP_SQL: LiteralString = """
+REAP_SQL: LiteralString = f"""
 WITH expired AS (
     DELETE FROM leases l
     WHERE l.task_id IN (
@@ -248,7 +271,7 @@ task AS (
         finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END,
         updated_at = now()
     FROM expired e
-    WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN ('assigned', 'running')
+    WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN {ACTIVE_SQL}
     RETURNING t.id, t.company_id, t.status, t.attempt, t.fencing_token
 ),
 run AS (

@@ -7,13 +7,19 @@ import logging
 
 from company_agents import leases
 from company_agents.db.database import Database
+from company_agents.db.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
 
 async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]]:
-    async with db.engine.begin() as conn:
-        reaped = await leases.reap_expired(conn, batch=batch)
+    """One reaper transaction, retried whole on a deadlock or serialization failure."""
+
+    async def once() -> list[dict[str, object]]:
+        async with db.engine.begin() as conn:
+            return await leases.reap_expired(conn, batch=batch)
+
+    reaped = await retry_transient(once, what="reaper")
     for row in reaped:
         log.warning(
             "lease expired: task %s %s (attempt %s)",

@@ -22,6 +22,7 @@ from company_agents import audit, leases
 from company_agents.agents import get_agent
 from company_agents.api.app import envelope
 from company_agents.db.database import Database
+from company_agents.db.retry import retry_transient
 from company_agents.errors import (
     CompanyAgentsError,
     Conflict,
@@ -153,9 +154,15 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                         payload={"tool": tool, "runId": str(ident.run_id), "ownTaskId": str(ident.task_id)},
                     )
                 raise Forbidden("this lease token does not act for that task", task=str(call.task_id))
-            try:
+
+            async def once() -> T:
                 async with conn.begin():
                     return await write(conn, ident)
+
+            try:
+                # The write's own transaction is the boundary: a deadlock or serialization failure
+                # rolled it back whole, so it is run again (a stale token is a Conflict, not retried).
+                return await retry_transient(once, what=tool)
             except Conflict as exc:
                 async with conn.begin():
                     await leases.record_rejection(

@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.db.database import Database, open_database
+from company_agents.db.retry import retry_transient
 from company_agents.home import MasterKey, ensure_home, load_master_key, master_key_status
 from company_agents.master_keys import check_key_matches_database, recover_pending_rotation
 from company_agents.settings import Settings
@@ -32,13 +33,20 @@ def opened(settings: Settings) -> Iterator[Database]:
 
 
 def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction (committed when it returns, rolled back when it raises)."""
+    """Run ``work`` in one transaction (committed when it returns, rolled back when it raises).
+
+    This is the CLI's transaction boundary, so it is where a deadlock or serialization failure is
+    retried: the whole transaction again, on a fresh one (``work`` must only touch the database).
+    """
     with opened(settings) as db:
+
+        async def once() -> T:
+            async with db.engine.begin() as conn:
+                return await work(conn)
 
         async def main() -> T:
             try:
-                async with db.engine.begin() as conn:
-                    return await work(conn)
+                return await retry_transient(once, what="cli transaction")
             finally:
                 await db.dispose()
 
