@@ -39,9 +39,42 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
+from company_agents.settings import Settings
 from company_agents.task_states import ACTIVE_SQL
 
 LEASE_TOKEN_PREFIX = "lt_"
+
+
+@dataclass(frozen=True)
+class RetryBackoff:
+    """How long a failed attempt's task waits before it may be claimed again.
+
+    After the n-th failure that counts (releases do not), the wait is ``min(cap, base * 2**(n-1))``
+    seconds, jittered to between half of it and all of it: a crash-looping agent no longer burns its
+    attempts in seconds, and tasks that failed together do not come back together.
+    """
+
+    base_seconds: float = Settings.model_fields["retry_backoff_base_seconds"].default
+    cap_seconds: float = Settings.model_fields["retry_backoff_cap_seconds"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryBackoff:
+        return cls(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds)
+
+    def params(self) -> dict[str, float]:
+        return {"backoff_base": float(self.base_seconds), "backoff_cap": float(self.cap_seconds)}
+
+
+DEFAULT_BACKOFF = RetryBackoff()
+
+# The retry rule, in SQL over the task row ``t`` as it was before the statement: attempts that counted
+# (claims minus releases) below the limit go back to the queue, after the backoff above. The exponent is
+# bounded so that a large max_attempts cannot overflow the float.
+_RETRIES_LEFT = "t.attempt - t.releases < t.max_attempts"
+_RETRY_AT = (
+    "now() + make_interval(secs => least(%(backoff_cap)s, %(backoff_base)s"
+    " * power(2, least(greatest(t.attempt - t.releases - 1, 0), 60))) * (0.5 + 0.5 * random()))"
+)
 
 
 def new_lease_token() -> str:
@@ -175,7 +208,7 @@ task AS (
     SET status = {task_status}, updated_at = now(), {task_extra}
     FROM lease l
     WHERE t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN {active}
-    RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts
+    RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts, t.releases, t.run_after
 ),
 dropped AS (
     DELETE FROM leases l USING task
@@ -195,7 +228,8 @@ event AS (
            CAST(%(event_payload)s AS jsonb) || jsonb_build_object('status', status, 'attempt', attempt)
     FROM task
 )
-SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM dropped) AS leases FROM task t
+SELECT t.status, t.attempt, t.max_attempts, t.releases, t.run_after, (SELECT count(*) FROM dropped) AS leases
+FROM task t
 """
 
 COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
@@ -207,12 +241,13 @@ COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
     active=ACTIVE_SQL,
 )
 
-# Retry policy: back to the queue while attempts remain, otherwise failed (terminal).
+# Retry policy: back to the queue, after the backoff, while attempts remain; otherwise failed (terminal).
 FAIL_SQL: LiteralString = _END_TEMPLATE.format(
-    task_status="CASE WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END",
+    task_status=f"CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END",
     task_extra=(
         "failure_reason = %(reason)s, "
-        "finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END"
+        f"finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END, "
+        f"run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END"
     ),
     run_status="'failed'",
     run_extra="error = %(reason)s, exit_code = CAST(%(exit_code)s AS integer)",
@@ -229,11 +264,11 @@ HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
     active=ACTIVE_SQL,
 )
 
-# A graceful stop of the orchestrator: the task goes straight back to the queue and the attempt does
-# not count against the retry limit.
+# A graceful stop of the orchestrator: the task goes straight back to the queue (no backoff) and the
+# attempt does not count against the retry limit (it is counted in ``releases``).
 RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="'queued'",
-    task_extra="max_attempts = t.max_attempts + 1",
+    task_extra="releases = t.releases + 1, run_after = NULL",
     run_status="'cancelled'",
     run_extra="error = %(reason)s",
     action="'task.released'",
@@ -254,7 +289,8 @@ RETURNING id
 """
 
 # Compare-and-set (invariant 3): the inner SELECT locks expired leases (skipping any being renewed right
-# now); the outer condition is re-checked on the locked row version.
+# now); the outer condition is re-checked on the locked row version. An expired lease is a failed
+# attempt: the same retry rule and backoff as FAIL_SQL.
 REAP_SQL: LiteralString = f"""
 WITH expired AS (
     DELETE FROM leases l
@@ -266,9 +302,10 @@ WITH expired AS (
 ),
 task AS (
     UPDATE tasks t
-    SET status = CASE WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END,
+    SET status = CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END,
         failure_reason = 'lease_expired',
-        finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END,
+        finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END,
+        run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END,
         updated_at = now()
     FROM expired e
     WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN {ACTIVE_SQL}
@@ -473,8 +510,10 @@ async def fail(
     reason: str,
     exit_reason: str = "failed",
     exit_code: int | None = None,
+    backoff: RetryBackoff = DEFAULT_BACKOFF,
 ) -> dict[str, Any]:
-    """End the attempt as failed; the task is re-queued or failed by the retry policy."""
+    """End the attempt as failed; the task is re-queued (after ``backoff``) or failed by the retry
+    policy."""
     return await _end(
         conn,
         FAIL_SQL,
@@ -482,7 +521,7 @@ async def fail(
         fencing_token=fencing_token,
         tool="mark_failed",
         exit_reason=exit_reason,
-        extra={"reason": reason, "exit_code": exit_code},
+        extra={"reason": reason, "exit_code": exit_code, **backoff.params()},
         event_payload={"reason": reason[:500], "exitReason": exit_reason},
     )
 
@@ -551,9 +590,12 @@ async def record_cost(
     return cost_id
 
 
-async def reap_expired(conn: AsyncConnection, *, batch: int = 100) -> list[dict[str, Any]]:
-    """Remove expired leases; re-queue their tasks (or fail them past the retry limit)."""
-    return await _rows(conn, REAP_SQL, {"batch": batch})
+async def reap_expired(
+    conn: AsyncConnection, *, batch: int = 100, backoff: RetryBackoff = DEFAULT_BACKOFF
+) -> list[dict[str, Any]]:
+    """Remove expired leases; re-queue their tasks after ``backoff`` (or fail them past the retry
+    limit)."""
+    return await _rows(conn, REAP_SQL, {"batch": batch, **backoff.params()})
 
 
 async def record_rejection(

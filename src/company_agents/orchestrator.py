@@ -20,6 +20,7 @@ from company_agents.audit_seal import run_sealer
 from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
+from company_agents.leases import RetryBackoff
 from company_agents.reaper import run_reaper
 from company_agents.scheduler import Scheduler, run_housekeeping
 from company_agents.startup import Instance
@@ -73,7 +74,12 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
     ]
     scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop, master_key=inst.master_key)
     background: list[Coroutine[Any, Any, None]] = [
-        run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),
+        run_reaper(
+            inst.db,
+            interval=settings.reaper_interval_seconds,
+            stop=stop,
+            backoff=RetryBackoff.from_settings(settings),
+        ),
         scheduler.run(),
         run_housekeeping(settings, inst.db, stop=stop),
         run_sealer(inst.db, inst.master_key, stop),

@@ -12,12 +12,14 @@ from company_agents.db.retry import retry_transient
 log = logging.getLogger(__name__)
 
 
-async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]]:
+async def reap_once(
+    db: Database, *, batch: int = 100, backoff: leases.RetryBackoff = leases.DEFAULT_BACKOFF
+) -> list[dict[str, object]]:
     """One reaper transaction, retried whole on a deadlock or serialization failure."""
 
     async def once() -> list[dict[str, object]]:
         async with db.engine.begin() as conn:
-            return await leases.reap_expired(conn, batch=batch)
+            return await leases.reap_expired(conn, batch=batch, backoff=backoff)
 
     reaped = await retry_transient(once, what="reaper")
     for row in reaped:
@@ -31,11 +33,17 @@ async def reap_once(db: Database, *, batch: int = 100) -> list[dict[str, object]
     return reaped
 
 
-async def run_reaper(db: Database, *, interval: float, stop: asyncio.Event) -> None:
+async def run_reaper(
+    db: Database,
+    *,
+    interval: float,
+    stop: asyncio.Event,
+    backoff: leases.RetryBackoff = leases.DEFAULT_BACKOFF,
+) -> None:
     """Reap every ``interval`` seconds until ``stop``; database errors are logged and retried."""
     while not stop.is_set():
         try:
-            while len(await reap_once(db)) == 100:
+            while len(await reap_once(db, backoff=backoff)) == 100:
                 pass  # a full batch: there may be more right away
         except Exception:  # the loop must survive a database restart
             log.exception("reaper pass failed; retrying", extra={"action": "reaper_error"})

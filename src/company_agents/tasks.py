@@ -8,6 +8,7 @@ transaction boundary (``cli.context.run_in_transaction``) retries a deadlock or 
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -164,6 +165,15 @@ async def list_tasks(
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
+async def retry_after(conn: AsyncConnection, task: dict[str, Any]) -> datetime | None:
+    """When a queued task backing off after a failed attempt may run again (None: it may run now)."""
+    if task["status"] != "queued" or task["run_after"] is None:
+        return None
+    now: datetime = (await conn.execute(select(func.now()))).scalar_one()
+    run_after: datetime = task["run_after"]
+    return run_after if run_after > now else None
+
+
 async def task_runs(conn: AsyncConnection, task_id: UUID) -> list[dict[str, Any]]:
     query = select(runs).where(runs.c.task_id == task_id).order_by(runs.c.attempt)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
@@ -273,7 +283,7 @@ async def reject_task(
         "queued",
         action="task.rejected",
         actor=actor,
-        values={"feedback": feedback, "output": None},
+        values={"feedback": feedback, "output": None, "run_after": None},
         payload={"feedback": feedback},
     )
     await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
@@ -282,6 +292,6 @@ async def reject_task(
 
 async def requeue_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LOCAL_USER) -> dict[str, Any]:
     """A human takes a handed-off or blocked task back to the queue."""
-    row = await _move(conn, ref, "queued", action="task.requeued", actor=actor)
+    row = await _move(conn, ref, "queued", action="task.requeued", actor=actor, values={"run_after": None})
     await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
     return row

@@ -218,7 +218,11 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
             authorization,
             call,
             lambda conn, ident: leases.fail(
-                conn, ident, fencing_token=call.fencing_token, reason=call.reason
+                conn,
+                ident,
+                fencing_token=call.fencing_token,
+                reason=call.reason,
+                backoff=leases.RetryBackoff.from_settings(settings),
             ),
         )
         return envelope(
