@@ -167,6 +167,8 @@ SELECT (SELECT id FROM checkpoint) AS checkpoint_id
 
 # The run's workspace path is recorded in the same statement (unconditionally: it is the orchestrator's
 # own bookkeeping, so a workspace made for a run that lost its lease is still found by housekeeping).
+# Lock order holds: PostgreSQL runs a data-modifying CTE the main query does not read after the main
+# query, so the run row is locked after the lease and the task (test_lock_order checks it).
 START_SQL: LiteralString = """
 WITH workspace AS (
     UPDATE runs SET workspace_path = %(workspace_path)s WHERE id = %(run_id)s RETURNING id
