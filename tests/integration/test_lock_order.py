@@ -22,6 +22,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from company_agents import leases, tasks
+from company_agents.db.retry import retry_transient
 from company_agents.db.schema import leases as leases_table
 from company_agents.errors import StaleFencingToken
 from tests.integration.queue_helpers import engine, make_world
@@ -143,24 +144,24 @@ async def test_every_write_waits_for_the_lease_before_it_locks_the_task(
     assert run_free, f"{write} locked the run before the lease"
 
 
-class PausedAfterFirstStatement:
-    """A connection proxy that stops before its second ``execute`` until ``resume`` is set, so a
-    multi-statement transaction can be held between its first lock and the rest."""
+class Paused:
+    """A connection proxy that stops before each ``execute`` numbered in ``before`` until told to go
+    on, so a multi-statement transaction can be held between its locks."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *before: int) -> None:
         self._conn = conn
         self.calls = 0
-        self.paused = asyncio.Event()
-        self.resume = asyncio.Event()
+        self.paused = {n: asyncio.Event() for n in before}
+        self.resume = {n: asyncio.Event() for n in before}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        if self.calls == 2:
-            self.paused.set()
-            await self.resume.wait()
+        if self.calls in self.paused:
+            self.paused[self.calls].set()
+            await self.resume[self.calls].wait()
         return await self._conn.execute(*args, **kwargs)
 
 
@@ -169,9 +170,9 @@ async def test_cancel_racing_the_reaper_mid_cancel_does_not_deadlock(engine: Asy
     s = await _leased(engine, expired=True)
     async with engine.connect() as raw:
         await raw.begin()
-        paused = PausedAfterFirstStatement(raw)
+        paused = Paused(raw, 2)
         cancel = asyncio.create_task(tasks.cancel_task(cast(AsyncConnection, paused), str(s.task_id)))
-        await asyncio.wait_for(paused.paused.wait(), WAIT)
+        await asyncio.wait_for(paused.paused[2].wait(), WAIT)
 
         async def reap() -> list[dict[str, Any]]:
             async with engine.begin() as conn:
@@ -180,7 +181,7 @@ async def test_cancel_racing_the_reaper_mid_cancel_does_not_deadlock(engine: Asy
         reaper = asyncio.create_task(reap())
         # Let the reaper reach (and, with the old order, wait on) the task row before the cancel goes on.
         done, _ = await asyncio.wait({reaper}, timeout=1.0)
-        paused.resume.set()
+        paused.resume[2].set()
         row = await asyncio.wait_for(cancel, WAIT)
         await raw.commit()
     reaped = await asyncio.wait_for(reaper, WAIT)
@@ -188,6 +189,58 @@ async def test_cancel_racing_the_reaper_mid_cancel_does_not_deadlock(engine: Asy
     assert reaped == [], "the reaper skips a lease a cancel holds"
     assert done == {reaper}, "the reaper never waits on a lease someone else holds"
     await _assert_settled(engine, s, status="cancelled", run_status="cancelled")
+
+
+async def test_a_claim_landing_mid_cancel_cannot_surface_a_deadlock(engine: AsyncEngine) -> None:
+    """The one window the lock order leaves: the cancel found no lease, a claim then commits, and the
+    new holder finishes while the cancel holds the task. PostgreSQL breaks the deadlock; the
+    transaction boundaries (retry_transient, as in the CLI and the tool endpoint) run the loser again."""
+    world = await make_world(engine, agent_names=("ada",))
+    async with engine.begin() as conn:
+        task = await tasks.create_task(conn, company="acme", title="Contended", agent="ada")
+    first_try: list[Paused] = []
+
+    async def cancel_once() -> dict[str, Any]:
+        async with engine.begin() as conn:
+            if first_try:
+                return await tasks.cancel_task(conn, str(task["id"]))
+            first_try.append(Paused(conn, 2, 3))
+            return await tasks.cancel_task(cast(AsyncConnection, first_try[0]), str(task["id"]))
+
+    cancel = asyncio.create_task(retry_transient(cancel_once, what="cancel"))
+    while not first_try:
+        await asyncio.sleep(0.01)
+    paused = first_try[0]
+    await asyncio.wait_for(paused.paused[2].wait(), WAIT)  # it locked no lease: there was none
+    async with engine.begin() as conn:
+        (claim,) = await leases.claim(conn, agent_id=world.agents["ada"]["id"], holder="t", lease_seconds=60)
+    paused.resume[2].set()
+    await asyncio.wait_for(paused.paused[3].wait(), WAIT)  # it holds the task, now assigned
+
+    async def complete_once() -> Any:
+        async with engine.begin() as conn:
+            if not started.done():  # the first try's backend is the one that blocks
+                started.set_result(await _pid(conn))
+            try:
+                return await leases.complete(
+                    conn, claim.identity(), fencing_token=claim.fencing_token, output=1
+                )
+            except StaleFencingToken as exc:
+                return exc
+
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    completion = asyncio.create_task(retry_transient(complete_once, what="complete"))
+    await _wait_until_blocked(engine, await started, completion)  # it holds the lease, wants the task
+    paused.resume[3].set()  # the cancel now wants the lease: a deadlock, broken by the server
+    row = await asyncio.wait_for(cancel, WAIT)
+    done = await asyncio.wait_for(completion, WAIT)
+    assert row["status"] == "cancelled"
+    s = Leased(task_id=task["id"], claim=claim)
+    if isinstance(done, StaleFencingToken):  # the completion lost and was rejected when run again
+        await _assert_settled(engine, s, status="cancelled", run_status="cancelled")
+    else:  # the cancel lost, and cancelled the reviewed task when run again
+        assert done["status"] == "review"
+        await _assert_settled(engine, s, status="cancelled", run_status="succeeded")
 
 
 async def _assert_settled(engine: AsyncEngine, s: Leased, *, status: str, run_status: str) -> None:
