@@ -48,3 +48,33 @@ def test_other_errors_are_not_retried(db_url: str, make_settings: Callable[..., 
     with pytest.raises(Exception, match="forced"):
         run_in_transaction(settings, work)
     assert calls == [1]
+
+
+def test_a_lost_connection_is_not_rerun_by_the_cli(
+    db_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """A connection lost mid-transaction leaves unknown whether a COMMIT landed: a `task create` run
+    again could create the task twice, so the CLI reports the error instead."""
+    settings = make_settings(database_url=db_url)
+    calls: list[int] = []
+
+    async def work(conn: AsyncConnection) -> Any:
+        calls.append(1)
+        await conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    with pytest.raises(Exception, match=r"terminat|closed|connection"):
+        run_in_transaction(settings, work)
+    assert calls == [1]
+
+
+def test_work_with_outside_effects_can_opt_out(db_url: str, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(database_url=db_url)
+    calls: list[int] = []
+
+    async def work(conn: AsyncConnection) -> Any:
+        calls.append(1)
+        await conn.execute(text(RAISE.format(code="40P01")))
+
+    with pytest.raises(Exception, match="forced"):
+        run_in_transaction(settings, work, retry=False)
+    assert calls == [1]

@@ -22,6 +22,7 @@ from company_agents import audit, leases
 from company_agents.agents import get_agent
 from company_agents.api.app import envelope
 from company_agents.db.database import Database
+from company_agents.db.errors import is_conflict
 from company_agents.db.retry import retry_transient
 from company_agents.errors import (
     CompanyAgentsError,
@@ -162,7 +163,8 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
             try:
                 # The write's own transaction is the boundary: a deadlock or serialization failure
                 # rolled it back whole, so it is run again (a stale token is a Conflict, not retried).
-                return await retry_transient(once, what=tool)
+                # Not a lost connection: the write may have committed, and the agent must be told.
+                return await retry_transient(once, what=tool, retry_on=is_conflict)
             except Conflict as exc:
                 async with conn.begin():
                     await leases.record_rejection(
