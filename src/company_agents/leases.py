@@ -9,6 +9,18 @@ The invariants, each enforced in the SQL below rather than in Python:
 3. The reaper deletes a lease only while it is still expired (re-checked under the row lock), and
    re-queues the task only if the fencing token is still the one the lease carried, so a task that
    finished between its read and its write is never touched.
+
+Lock order. Every statement or transaction that writes a leased task locks, in this order:
+**the lease row, then the task row, then the run row**. Two writers of one task therefore queue on
+the lease and never hold one row each while waiting for the other's (a cancel racing the reaper did
+exactly that, and PostgreSQL answered ``40P01 deadlock detected``). In one statement the order is
+made structural rather than left to the plan: the lease is locked in a ``lease AS MATERIALIZED
+(SELECT … FOR UPDATE)`` CTE and the task update joins it, so no task row reaches the update before
+its lease row is locked. The reaper's ``FOR UPDATE SKIP LOCKED`` passes over a lease someone is
+working on instead of waiting. The board's moves (``tasks._move``) follow the same order in two
+statements. A claim is the one exception (task, then a *new* lease row no one else can hold yet).
+Serialization failures and deadlocks that remain possible (see ``tasks._lock_for_move``) are retried
+whole, at the transaction boundary, by ``db.retry.retry_transient`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -25,7 +37,41 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.audit.rejections import record_once_per_window
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
+from company_agents.settings import Settings
+from company_agents.task_states import ACTIVE_SQL
 from company_agents.tokens import LEASE_TOKEN_PREFIX, hash_token, new_lease_token
+
+
+@dataclass(frozen=True)
+class RetryBackoff:
+    """How long a failed attempt's task waits before it may be claimed again.
+
+    After the n-th failure that counts (releases do not), the wait is ``min(cap, base * 2**(n-1))``
+    seconds, jittered to between half of it and all of it: a crash-looping agent no longer burns its
+    attempts in seconds, and tasks that failed together do not come back together.
+    """
+
+    base_seconds: float = Settings.model_fields["retry_backoff_base_seconds"].default
+    cap_seconds: float = Settings.model_fields["retry_backoff_cap_seconds"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryBackoff:
+        return cls(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds)
+
+    def params(self) -> dict[str, float]:
+        return {"backoff_base": float(self.base_seconds), "backoff_cap": float(self.cap_seconds)}
+
+
+DEFAULT_BACKOFF = RetryBackoff()
+
+# The retry rule, in SQL over the task row ``t`` as it was before the statement: attempts that counted
+# (claims minus releases) below the limit go back to the queue, after the backoff above. The exponent is
+# bounded so that a large max_attempts cannot overflow the float.
+_RETRIES_LEFT = "t.attempt - t.releases < t.max_attempts"
+_RETRY_AT = (
+    "now() + make_interval(secs => least(%(backoff_cap)s, %(backoff_base)s"
+    " * power(2, least(greatest(t.attempt - t.releases - 1, 0), 60))) * (0.5 + 0.5 * random()))"
+)
 
 
 @dataclass(frozen=True)
@@ -79,17 +125,18 @@ SELECT id AS run_id, task_id, agent_id, company_id, fencing_token
 FROM runs WHERE lease_token_hash = %(token_hash)s
 """
 
-RENEW_SQL: LiteralString = """
+# Locks the lease row only; the task is read, not locked.
+RENEW_SQL: LiteralString = f"""
 UPDATE leases l
 SET expires_at = now() + make_interval(secs => %(lease_seconds)s), renewed_at = now()
 FROM tasks t
 WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
-  AND t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
+  AND t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN {ACTIVE_SQL}
 RETURNING l.expires_at
 """
 
 # The lease row is locked first: a reaper or a completion deleting it concurrently makes this match nothing.
-PROGRESS_SQL: LiteralString = """
+PROGRESS_SQL: LiteralString = f"""
 WITH lease AS (
     SELECT task_id, run_id FROM leases
     WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash = %(token_hash)s
@@ -97,7 +144,7 @@ WITH lease AS (
 ),
 task AS (
     SELECT t.id FROM tasks t JOIN lease l ON l.task_id = t.id
-    WHERE t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
+    WHERE t.fencing_token = %(fencing_token)s AND t.status IN {ACTIVE_SQL}
 ),
 checkpoint AS (
     INSERT INTO run_checkpoints (run_id, fencing_token, payload)
@@ -109,6 +156,8 @@ SELECT (SELECT id FROM checkpoint) AS checkpoint_id
 
 # The run's workspace path is recorded in the same statement (unconditionally: it is the orchestrator's
 # own bookkeeping, so a workspace made for a run that lost its lease is still found by housekeeping).
+# Lock order holds: PostgreSQL runs a data-modifying CTE the main query does not read after the main
+# query, so the run row is locked after the lease and the task (test_lock_order checks it).
 START_SQL: LiteralString = """
 WITH workspace AS (
     UPDATE runs SET workspace_path = %(workspace_path)s WHERE id = %(run_id)s RETURNING id
@@ -134,20 +183,25 @@ SELECT count(*) AS started FROM task
 """
 
 # One template for every way an attempt ends (complete, fail, handoff, release), as ONE statement that is
-# all-or-nothing by construction: the fenced task update is the gate, and the lease delete, the run
-# update and the audit insert only act on the row it returns. A concurrent reaper or cancel changes the
-# task row first, so the re-check under its row lock fails and nothing at all is written.
+# all-or-nothing by construction. Lock order (module docstring): the lease CTE locks the lease row first;
+# the fenced task update joins it, so it only reaches the task once the lease is held; the lease delete,
+# the run update and the audit insert only act on the row the task update returns. A concurrent reaper
+# or cancel that got the lease first has deleted it when this one gets the lock: nothing matches and
+# nothing at all is written.
 _END_TEMPLATE = """
-WITH task AS (
+WITH lease AS MATERIALIZED (
+    SELECT l.task_id FROM leases l
+    WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
+    FOR UPDATE
+),
+task AS (
     UPDATE tasks t
     SET status = {task_status}, updated_at = now(), {task_extra}
-    WHERE t.id = %(task_id)s AND t.fencing_token = %(fencing_token)s AND t.status IN ('assigned', 'running')
-      AND EXISTS (SELECT 1 FROM leases l
-                  WHERE l.task_id = t.id AND l.fencing_token = %(fencing_token)s
-                    AND l.token_hash = %(token_hash)s)
-    RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts
+    FROM lease l
+    WHERE t.id = l.task_id AND t.fencing_token = %(fencing_token)s AND t.status IN {active}
+    RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts, t.releases, t.run_after
 ),
-lease AS (
+dropped AS (
     DELETE FROM leases l USING task
     WHERE l.task_id = task.id AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
     RETURNING l.run_id
@@ -165,7 +219,8 @@ event AS (
            CAST(%(event_payload)s AS jsonb) || jsonb_build_object('status', status, 'attempt', attempt)
     FROM task
 )
-SELECT t.status, t.attempt, t.max_attempts, (SELECT count(*) FROM lease) AS leases FROM task t
+SELECT t.status, t.attempt, t.max_attempts, t.releases, t.run_after, (SELECT count(*) FROM dropped) AS leases
+FROM task t
 """
 
 COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
@@ -174,18 +229,21 @@ COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'succeeded'",
     run_extra="output = CAST(%(output)s AS jsonb)",
     action="'task.completed'",
+    active=ACTIVE_SQL,
 )
 
-# Retry policy: back to the queue while attempts remain, otherwise failed (terminal).
+# Retry policy: back to the queue, after the backoff, while attempts remain; otherwise failed (terminal).
 FAIL_SQL: LiteralString = _END_TEMPLATE.format(
-    task_status="CASE WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END",
+    task_status=f"CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END",
     task_extra=(
         "failure_reason = %(reason)s, "
-        "finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END"
+        f"finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END, "
+        f"run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END"
     ),
     run_status="'failed'",
     run_extra="error = %(reason)s, exit_code = CAST(%(exit_code)s AS integer)",
     action="CASE WHEN status = 'queued' THEN 'task.requeued' ELSE 'task.failed' END",
+    active=ACTIVE_SQL,
 )
 
 HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
@@ -194,16 +252,18 @@ HANDOFF_SQL: LiteralString = _END_TEMPLATE.format(
     run_status="'handed_off'",
     run_extra="error = %(reason)s",
     action="'task.handoff_requested'",
+    active=ACTIVE_SQL,
 )
 
-# A graceful stop of the orchestrator: the task goes straight back to the queue and the attempt does
-# not count against the retry limit.
+# A graceful stop of the orchestrator: the task goes straight back to the queue (no backoff) and the
+# attempt does not count against the retry limit (it is counted in ``releases``).
 RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     task_status="'queued'",
-    task_extra="max_attempts = t.max_attempts + 1",
+    task_extra="releases = t.releases + 1, run_after = NULL",
     run_status="'cancelled'",
     run_extra="error = %(reason)s",
     action="'task.released'",
+    active=ACTIVE_SQL,
 )
 
 # A cost reported by a running attempt, fenced like every other write; the lease row is share-locked so
@@ -220,8 +280,9 @@ RETURNING id
 """
 
 # Compare-and-set (invariant 3): the inner SELECT locks expired leases (skipping any being renewed right
-# now); the outer condition is re-checked on the locked row version.
-REAP_SQL: LiteralString = """
+# now); the outer condition is re-checked on the locked row version. An expired lease is a failed
+# attempt: the same retry rule and backoff as FAIL_SQL.
+REAP_SQL: LiteralString = f"""
 WITH expired AS (
     DELETE FROM leases l
     WHERE l.task_id IN (
@@ -232,12 +293,13 @@ WITH expired AS (
 ),
 task AS (
     UPDATE tasks t
-    SET status = CASE WHEN t.attempt < t.max_attempts THEN 'queued' ELSE 'failed' END,
+    SET status = CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END,
         failure_reason = 'lease_expired',
-        finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END,
+        finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END,
+        run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END,
         updated_at = now()
     FROM expired e
-    WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN ('assigned', 'running')
+    WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN {ACTIVE_SQL}
     RETURNING t.id, t.company_id, t.status, t.attempt, t.fencing_token
 ),
 run AS (
@@ -439,8 +501,10 @@ async def fail(
     reason: str,
     exit_reason: str = "failed",
     exit_code: int | None = None,
+    backoff: RetryBackoff = DEFAULT_BACKOFF,
 ) -> dict[str, Any]:
-    """End the attempt as failed; the task is re-queued or failed by the retry policy."""
+    """End the attempt as failed; the task is re-queued (after ``backoff``) or failed by the retry
+    policy."""
     return await _end(
         conn,
         FAIL_SQL,
@@ -448,7 +512,7 @@ async def fail(
         fencing_token=fencing_token,
         tool="mark_failed",
         exit_reason=exit_reason,
-        extra={"reason": reason, "exit_code": exit_code},
+        extra={"reason": reason, "exit_code": exit_code, **backoff.params()},
         event_payload={"reason": reason[:500], "exitReason": exit_reason},
     )
 
@@ -517,9 +581,12 @@ async def record_cost(
     return cost_id
 
 
-async def reap_expired(conn: AsyncConnection, *, batch: int = 100) -> list[dict[str, Any]]:
-    """Remove expired leases; re-queue their tasks (or fail them past the retry limit)."""
-    return await _rows(conn, REAP_SQL, {"batch": batch})
+async def reap_expired(
+    conn: AsyncConnection, *, batch: int = 100, backoff: RetryBackoff = DEFAULT_BACKOFF
+) -> list[dict[str, Any]]:
+    """Remove expired leases; re-queue their tasks after ``backoff`` (or fail them past the retry
+    limit)."""
+    return await _rows(conn, REAP_SQL, {"batch": batch, **backoff.params()})
 
 
 async def record_rejection(

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     lease_seconds: float = 300.0
     reaper_interval_seconds: float = 5.0
     max_attempts: int = 3
+    # Retry backoff of failed attempts (leases.RetryBackoff): base * 2**(failures - 1), capped, jittered.
+    retry_backoff_base_seconds: float = 5.0
+    retry_backoff_cap_seconds: float = 300.0
     # Running agents (issue 4)
     run_timeout_seconds: float = 3600.0
     shutdown_grace_seconds: float = 10.0
@@ -95,7 +98,14 @@ class Settings(BaseSettings):
             raise ValueError("must be positive")
         return value
 
-    @field_validator("backup_interval_seconds", "backup_keep_daily", "backup_keep_weekly", mode="after")
+    @field_validator(
+        "backup_interval_seconds",
+        "backup_keep_daily",
+        "backup_keep_weekly",
+        "retry_backoff_base_seconds",
+        "retry_backoff_cap_seconds",
+        mode="after",
+    )
     @classmethod
     def _not_negative(cls, value: float) -> float:
         if value < 0:

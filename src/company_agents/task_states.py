@@ -8,15 +8,41 @@
 
 from __future__ import annotations
 
-from company_agents.errors import IllegalTransition
-
-__all__ = ["ACTIVE", "TASK_STATUSES_ALL", "TERMINAL", "TRANSITIONS", "can_move", "check_transition"]
+from typing import LiteralString
 
 from company_agents.db.schema.tasks import TASK_STATUSES as TASK_STATUSES_ALL
+from company_agents.errors import IllegalTransition
+
+__all__ = [
+    "ACTIVE",
+    "ACTIVE_SQL",
+    "CLAIMABLE",
+    "TASK_STATUSES_ALL",
+    "TERMINAL",
+    "TRANSITIONS",
+    "can_move",
+    "check_transition",
+    "sql_list",
+]
 
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 # States in which an attempt holds (or just held) a lease; fenced writes expect one of these.
 ACTIVE = ("assigned", "running")
+# The one state a claim takes a task from (the rule itself is the SQL function ca_task_claimable,
+# db/sql/ca_task_claimable.sql, which a test checks against this).
+CLAIMABLE = ("queued",)
+
+
+def sql_list(states: tuple[str, ...]) -> LiteralString:
+    """``('a', 'b')`` for ``status IN …`` in static SQL, from the states above (never hand-written)."""
+    unknown = [s for s in states if s not in TASK_STATUSES_ALL]
+    if unknown or not states:
+        raise ValueError(f"not task states: {unknown or states}")
+    # The states are the module's own constants, checked above: safe to splice into SQL text.
+    return "(" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
+ACTIVE_SQL = sql_list(ACTIVE)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"assigned", "cancelled", "blocked"}),

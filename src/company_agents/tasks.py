@@ -1,8 +1,14 @@
 """Tasks from the board's side: create, list, show, and the human transitions (cancel, approve, reject,
-requeue). Claims and agent-side writes live in ``leases``."""
+requeue). Claims and agent-side writes live in ``leases``.
+
+The moves lock in the order every writer of a leased task uses (``leases``' docstring): the task's
+lease row first, then the task, then the run. They run in the caller's transaction; the caller's
+transaction boundary (``cli.context.run_in_transaction``) retries a deadlock or serialization failure.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,7 +21,7 @@ from company_agents.agents import get_agent, get_team
 from company_agents.companies import get_company
 from company_agents.db.schema import leases, runs, tasks, teams
 from company_agents.errors import InvalidInput, NotFound
-from company_agents.task_states import TASK_STATUSES_ALL, check_transition
+from company_agents.task_states import ACTIVE, TASK_STATUSES_ALL, check_transition
 
 # One NOTIFY per enqueue transaction wakes idle schedulers; polling stays behind it.
 TASKS_CHANNEL = "company_agents_tasks"
@@ -159,6 +165,15 @@ async def list_tasks(
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
+async def retry_after(conn: AsyncConnection, task: dict[str, Any]) -> datetime | None:
+    """When a queued task backing off after a failed attempt may run again (None: it may run now)."""
+    if task["status"] != "queued" or task["run_after"] is None:
+        return None
+    now: datetime = (await conn.execute(select(func.now()))).scalar_one()
+    run_after: datetime = task["run_after"]
+    return run_after if run_after > now else None
+
+
 async def task_runs(conn: AsyncConnection, task_id: UUID) -> list[dict[str, Any]]:
     query = select(runs).where(runs.c.task_id == task_id).order_by(runs.c.attempt)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
@@ -174,7 +189,7 @@ async def _move(
     values: dict[str, Any] | None = None,
     payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    task = await get_task(conn, ref, for_update=True)
+    task = await _lock_for_move(conn, parse_task_id(ref))
     check_transition(task["status"], target, task_id=task["id"])
     row = (
         (
@@ -197,8 +212,32 @@ async def _move(
         company_id=task["company_id"],
         payload={"from": task["status"], "to": target, **(payload or {})},
     )
-    if task["status"] in ("assigned", "running"):
+    if task["status"] in ACTIVE:
         await _end_active_attempt(conn, task, exit_reason="cancelled", run_status="cancelled")
+    return dict(row)
+
+
+async def _lock_for_move(conn: AsyncConnection, task_id: UUID) -> dict[str, Any]:
+    """Lock the task's lease (if any), then the task: the one lock order (``leases``' docstring).
+
+    ``FOR NO KEY UPDATE`` on the task, not ``FOR UPDATE``: the moves never change its key, and the
+    weaker lock does not block the key-share locks that inserting a cost or a checkpoint takes on it.
+    One window remains: a claim that commits between the two statements gives the task a lease this
+    transaction did not lock; it is locked after the task, and should its new holder be finishing at
+    that very moment, PostgreSQL breaks the deadlock and the caller's boundary retries the move.
+    """
+    locked = (
+        await conn.execute(select(leases.c.task_id).where(leases.c.task_id == task_id).with_for_update())
+    ).all()
+    row = (
+        (await conn.execute(select(tasks).where(tasks.c.id == task_id).with_for_update(key_share=True)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no task {task_id!s}", task=str(task_id))
+    if row["status"] in ACTIVE and not locked:
+        await conn.execute(select(leases.c.task_id).where(leases.c.task_id == task_id).with_for_update())
     return dict(row)
 
 
@@ -244,7 +283,7 @@ async def reject_task(
         "queued",
         action="task.rejected",
         actor=actor,
-        values={"feedback": feedback, "output": None},
+        values={"feedback": feedback, "output": None, "run_after": None},
         payload={"feedback": feedback},
     )
     await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
@@ -253,6 +292,6 @@ async def reject_task(
 
 async def requeue_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LOCAL_USER) -> dict[str, Any]:
     """A human takes a handed-off or blocked task back to the queue."""
-    row = await _move(conn, ref, "queued", action="task.requeued", actor=actor)
+    row = await _move(conn, ref, "queued", action="task.requeued", actor=actor, values={"run_after": None})
     await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
     return row

@@ -27,6 +27,8 @@ def env(cli_env: dict[str, str], db_url: str) -> dict[str, str]:
         "DATABASE_URL": db_url,
         "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "0.2",
         "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
+        # Crashed and reaped attempts come back at once here (backoff: test_retry_backoff.py).
+        "COMPANY_AGENTS_RETRY_BACKOFF_BASE_SECONDS": "0",
     }
 
 

@@ -63,7 +63,10 @@ class ThreadedServer(uvicorn.Server):
 @pytest.fixture
 def tool_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     """A real HTTP tool endpoint (uvicorn in a thread with its own loop and its own pool)."""
-    settings = Settings(home=tmp_path / "home", database_url=db_url, lease_seconds=30)
+    # No retry backoff here: these tests retry at once (backoff has its own, test_retry_backoff.py).
+    settings = Settings(
+        home=tmp_path / "home", database_url=db_url, lease_seconds=30, retry_backoff_base_seconds=0
+    )
     db = Database(settings=settings, url=db_url)
     port = free_port()
     server = ThreadedServer(

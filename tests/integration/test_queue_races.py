@@ -20,6 +20,8 @@ from tests.integration.queue_helpers import engine, make_world, tool_url
 
 __all__ = ["engine", "tool_url"]
 
+NO_WAIT = leases.RetryBackoff(0, 0)  # retry backoff has its own tests (test_retry_backoff.py)
+
 
 async def _claim(
     engine: AsyncEngine, agent_id: UUID, *, lease_seconds: float = 30, limit: int = 1
@@ -64,7 +66,7 @@ async def test_zombie_writer_is_fenced_off_after_the_reaper_requeues(
     # The holder is paused (SIGSTOP, a GC pause…) past its lease window.
     await _expire(engine, task["id"])
     async with engine.begin() as conn:
-        reaped = await leases.reap_expired(conn)
+        reaped = await leases.reap_expired(conn, backoff=NO_WAIT)
     assert [(r["task_id"], r["status"]) for r in reaped] == [(task["id"], "queued")]
     (fresh,) = await _claim(engine, world.agents["bob"]["id"])
     assert fresh.task_id == task["id"] and fresh.fencing_token == zombie.fencing_token + 1
@@ -199,7 +201,7 @@ async def test_retry_limit_fails_the_task_after_the_last_expired_lease(engine: A
         (claim,) = await _claim(engine, world.agents["ada"]["id"])
         await _expire(engine, claim.task_id)
         async with engine.begin() as conn:
-            (reaped,) = await leases.reap_expired(conn)
+            (reaped,) = await leases.reap_expired(conn, backoff=NO_WAIT)
         assert reaped["status"] == expected
     async with engine.connect() as conn:
         row = await tasks.get_task(conn, str(task["id"]))

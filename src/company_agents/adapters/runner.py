@@ -380,6 +380,7 @@ class AgentRun:
                 reason=reason,
                 exit_reason=exit_reason,
                 exit_code=self.state.exit_code,
+                backoff=leases.RetryBackoff.from_settings(self.settings),
             ),
         )
 

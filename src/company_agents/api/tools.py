@@ -26,6 +26,8 @@ from company_agents.api.body_limit import BodyLimit
 from company_agents.api.errors import install_error_handlers
 from company_agents.audit.rejections import record_once_per_window
 from company_agents.db.database import Database
+from company_agents.db.errors import is_conflict
+from company_agents.db.retry import retry_transient
 from company_agents.errors import (
     Conflict,
     Forbidden,
@@ -156,9 +158,16 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
                         payload={"tool": tool, "runId": str(ident.run_id), "ownTaskId": str(ident.task_id)},
                     )
                 raise Forbidden("this lease token does not act for that task", task=str(call.task_id))
-            try:
+
+            async def once() -> T:
                 async with conn.begin():
                     return await write(conn, ident)
+
+            try:
+                # The write's own transaction is the boundary: a deadlock or serialization failure
+                # rolled it back whole, so it is run again (a stale token is a Conflict, not retried).
+                # Not a lost connection: the write may have committed, and the agent must be told.
+                return await retry_transient(once, what=tool, retry_on=is_conflict)
             except Conflict as exc:
                 async with conn.begin():
                     await leases.record_rejection(
@@ -214,7 +223,11 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
             authorization,
             call,
             lambda conn, ident: leases.fail(
-                conn, ident, fencing_token=call.fencing_token, reason=call.reason
+                conn,
+                ident,
+                fencing_token=call.fencing_token,
+                reason=call.reason,
+                backoff=leases.RetryBackoff.from_settings(settings),
             ),
         )
         return envelope(

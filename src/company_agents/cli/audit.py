@@ -121,7 +121,7 @@ def export(
                 count += 1
         return count
 
-    count = run_in_transaction(settings_from(ctx), work)
+    count = run_in_transaction(settings_from(ctx), work, retry=False)  # streamed: never twice
     if output is not None:
         Console(stderr=True).print(f"exported {count} events to {output}")
 

@@ -10,6 +10,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.db.database import Database, open_database
+from company_agents.db.errors import is_conflict
+from company_agents.db.retry import retry_transient
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, load_master_key, master_key_status
 from company_agents.master_key.rotation import check_key_matches_database, recover_pending_rotation
@@ -32,14 +34,28 @@ def opened(settings: Settings) -> Iterator[Database]:
         db.close()
 
 
-def run_in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction (committed when it returns, rolled back when it raises)."""
+def run_in_transaction(
+    settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]], *, retry: bool = True
+) -> T:
+    """Run ``work`` in one transaction (committed when it returns, rolled back when it raises).
+
+    This is the CLI's transaction boundary, so it is where a deadlock or serialization failure is
+    retried: the whole transaction again, on a fresh one (the server rolled the failed one back). Only
+    those: after a connection lost mid-COMMIT a write may or may not have been applied, and a command
+    such as ``task create`` is not idempotent. ``retry=False`` for work with effects outside the
+    database (output streamed as it is read).
+    """
     with opened(settings) as db:
+
+        async def once() -> T:
+            async with db.engine.begin() as conn:
+                return await work(conn)
 
         async def main() -> T:
             try:
-                async with db.engine.begin() as conn:
-                    return await work(conn)
+                if not retry:
+                    return await once()
+                return await retry_transient(once, what="cli transaction", retry_on=is_conflict)
             finally:
                 await db.dispose()
 

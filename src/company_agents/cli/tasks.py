@@ -32,6 +32,8 @@ def task_public(row: dict[str, Any]) -> dict[str, Any]:
         "priority",
         "attempt",
         "max_attempts",
+        "releases",
+        "run_after",
         "fencing_token",
         "budget_usd",
         "output",
@@ -142,15 +144,23 @@ def show(ctx: typer.Context, task: TaskArg, json_out: JsonOpt = False) -> None:
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         row = await tasks.get_task(conn, task)
-        return {**task_public(row), "runs": [run_public(r) for r in await tasks.task_runs(conn, row["id"])]}
+        return {
+            **task_public(row),
+            "retry_after": await tasks.retry_after(conn, row),
+            "runs": [run_public(r) for r in await tasks.task_runs(conn, row["id"])],
+        }
 
     data = run_in_transaction(settings_from(ctx), work)
     if json_out:
         print_json(data, nested=("runs",))
         return
+    retry = data["retry_after"]
     for key, value in data.items():
-        if key != "runs":
-            print(f"{key:<18} {'' if value is None else value}")
+        if key in ("runs", "retry_after", "run_after"):
+            continue
+        if key == "status" and retry is not None:  # backing off after a failed attempt
+            value = f"{value}, retry after {retry.isoformat(timespec='seconds')}"
+        print(f"{key:<18} {'' if value is None else value}")
     print_table(
         "Runs",
         ["attempt", "fencing", "status", "exit", "started", "ended"],

@@ -67,6 +67,12 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError)
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A serialization failure or deadlock: the server rolled the transaction back, nothing of it was
+    applied, so running it again is safe even when it is not idempotent."""
+    return sqlstate(exc) in RETRYABLE_CONFLICT_CODES
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the database was unavailable, or a serialization failure or deadlock."""
     return is_connection_error(exc) or sqlstate(exc) in RETRYABLE_CONFLICT_CODES

@@ -46,12 +46,15 @@ async def retry_transient(
     what: str,
     backoff: Backoff = CONFLICTS,
     deadline: float | None = None,
+    retry_on: Callable[[BaseException], bool] = is_transient,
 ) -> T:
     """Run ``work`` (a fresh connection and transaction each time) until it succeeds or fails for good.
 
     Transient errors are retried up to ``backoff.attempts`` times, or until ``deadline`` seconds have
     passed when given; the last error is raised unchanged. ``work`` must be safe to run again: one
-    statement, or one transaction that rolled back.
+    statement, or one transaction that rolled back. ``retry_on`` narrows what is retried (e.g.
+    ``errors.is_conflict`` for a write that is not idempotent: a connection lost during its COMMIT
+    leaves unknown whether it was applied).
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -60,7 +63,7 @@ async def retry_transient(
         try:
             return await work()
         except Exception as exc:
-            if not is_transient(exc):
+            if not retry_on(exc):
                 raise
             attempt += 1
             out_of_time = deadline is not None and loop.time() - started >= deadline

@@ -18,6 +18,7 @@ from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
+from company_agents.leases import RetryBackoff
 from company_agents.runtime.backups import run_scheduled_backups
 from company_agents.runtime.housekeeping import run_housekeeping
 from company_agents.runtime.reaper import run_reaper
@@ -74,7 +75,12 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
     ]
     scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop, master_key=inst.master_key)
     background: list[Coroutine[Any, Any, None]] = [
-        run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),
+        run_reaper(
+            inst.db,
+            interval=settings.reaper_interval_seconds,
+            stop=stop,
+            backoff=RetryBackoff.from_settings(settings),
+        ),
         scheduler.run(),
         run_housekeeping(settings, inst.db, stop=stop),
         run_sealer(inst.db, inst.master_key, stop),

@@ -7,6 +7,7 @@ import logging
 
 from company_agents import leases
 from company_agents.db.database import Database
+from company_agents.db.retry import retry_transient
 from company_agents.runtime.loop import run_loop
 
 log = logging.getLogger(__name__)
@@ -14,9 +15,16 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
-async def reap_once(db: Database, *, batch: int = BATCH) -> list[dict[str, object]]:
-    async with db.engine.begin() as conn:
-        reaped = await leases.reap_expired(conn, batch=batch)
+async def reap_once(
+    db: Database, *, batch: int = BATCH, backoff: leases.RetryBackoff = leases.DEFAULT_BACKOFF
+) -> list[dict[str, object]]:
+    """One reaper transaction, retried whole on a deadlock or serialization failure."""
+
+    async def once() -> list[dict[str, object]]:
+        async with db.engine.begin() as conn:
+            return await leases.reap_expired(conn, batch=batch, backoff=backoff)
+
+    reaped = await retry_transient(once, what="reaper")
     for row in reaped:
         log.warning(
             "lease expired: task %s %s (attempt %s)",
@@ -28,11 +36,17 @@ async def reap_once(db: Database, *, batch: int = BATCH) -> list[dict[str, objec
     return reaped
 
 
-async def run_reaper(db: Database, *, interval: float, stop: asyncio.Event) -> None:
+async def run_reaper(
+    db: Database,
+    *,
+    interval: float,
+    stop: asyncio.Event,
+    backoff: leases.RetryBackoff = leases.DEFAULT_BACKOFF,
+) -> None:
     """Reap every ``interval`` seconds until ``stop``."""
 
     async def step() -> None:
-        while len(await reap_once(db)) == BATCH:
+        while len(await reap_once(db, backoff=backoff)) == BATCH:
             pass  # a full batch: there may be more right away
 
     await run_loop("reaper", step, interval=interval, stop=stop)

@@ -30,21 +30,16 @@ from company_agents.tasks import TASKS_CHANNEL
 log = logging.getLogger(__name__)
 
 # Agents that could take work now: active, in an active company, under capacity, with a runnable task
-# they are allowed to take, and an adapter this orchestrator knows. Least-busy first.
+# they are allowed to take, and an adapter this orchestrator knows. Least-busy first. The agent and
+# task rules are the SQL functions ca_claim_tasks() itself uses (db/sql/), so the two cannot drift.
 CANDIDATES_SQL = text(
     """
     SELECT a.id, a.adapter,
            a.max_concurrent_tasks - (SELECT count(*) FROM leases l WHERE l.agent_id = a.id) AS room
     FROM agents a JOIN companies c ON c.id = a.company_id
-    WHERE a.status IN ('idle', 'running') AND c.status = 'active' AND a.adapter = ANY(:adapters)
+    WHERE ca_agent_can_claim(a.status, c.status) AND a.adapter = ANY(:adapters)
       AND a.max_concurrent_tasks > (SELECT count(*) FROM leases l WHERE l.agent_id = a.id)
-      AND EXISTS (
-          SELECT 1 FROM tasks t
-          WHERE t.status = 'queued' AND t.company_id = a.company_id
-            AND (t.run_after IS NULL OR t.run_after <= now())
-            AND (t.assigned_agent_id = a.id
-                 OR (t.assigned_agent_id IS NULL
-                     AND (t.assigned_team_id IS NULL OR t.assigned_team_id = a.team_id))))
+      AND EXISTS (SELECT 1 FROM tasks t WHERE ca_task_claimable(t, a.company_id, a.id, a.team_id))
     ORDER BY 3 DESC, random()
     LIMIT :limit
     """

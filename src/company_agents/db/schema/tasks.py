@@ -55,10 +55,13 @@ tasks = Table(
     # Number of claims so far; a claim makes it attempt + 1 and inserts runs(task_id, attempt).
     Column("attempt", Integer, nullable=False, server_default="0"),
     Column("max_attempts", Integer, nullable=False, server_default="3"),
+    # Attempts given back unfinished at a graceful shutdown: they do not count against max_attempts
+    # (the retry rule is attempt - releases < max_attempts).
+    Column("releases", Integer, nullable=False, server_default="0"),
     Column("fencing_token", BigInteger, nullable=False, server_default="0"),
     Column("budget_usd", Numeric(14, 4), nullable=True),
     Column("keep_workspace", Boolean, nullable=False, server_default="false"),
-    # Not claimable before this time (retry backoff); NULL means now.
+    # Not claimable before this time (retry backoff, written by a failed or reaped attempt); NULL: now.
     Column("run_after", DateTime(timezone=True), nullable=True),
     Column("output", JSONB, nullable=True),
     Column("feedback", Text, nullable=True),
@@ -89,6 +92,7 @@ tasks = Table(
     CheckConstraint(in_list("status", TASK_STATUSES), name="status"),
     CheckConstraint("attempt >= 0", name="attempt_nonnegative"),
     CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+    CheckConstraint("releases BETWEEN 0 AND attempt", name="releases_within_attempts"),
     CheckConstraint("fencing_token >= 0", name="fencing_token_nonnegative"),
     CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
     CheckConstraint("budget_usd IS NULL OR budget_usd >= 0", name="budget_nonnegative"),
