@@ -20,6 +20,7 @@ from company_agents.audit_seal import run_sealer
 from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
+from company_agents.orphans import sweep_orphans
 from company_agents.reaper import run_reaper
 from company_agents.scheduler import Scheduler, run_housekeeping
 from company_agents.startup import Instance
@@ -71,6 +72,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         _server(create_app(inst.db), settings.bind_host, settings.api_port),
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port),
     ]
+    await sweep_orphans(inst.db)  # before any claim: a dead predecessor's tasks are queued again at once
     scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop, master_key=inst.master_key)
     background: list[Coroutine[Any, Any, None]] = [
         run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),

@@ -115,7 +115,9 @@ def test_up_restarts_a_killed_postmaster_by_itself_and_carries_on(
     wait_for(lambda: _no_server_left(home), timeout=20, what="the last process out stops the server")
 
 
-def test_a_server_restarted_by_a_cli_command_is_stopped_when_up_stops(env: dict[str, str], home: Path) -> None:
+def test_a_server_restarted_by_a_cli_command_is_stopped_when_up_stops(
+    env: dict[str, str], home: Path
+) -> None:
     orch = Orchestrator(env)
     try:
         old = _postmaster(home)
