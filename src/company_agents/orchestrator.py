@@ -19,6 +19,7 @@ from company_agents.api.tools import create_tool_app
 from company_agents.audit_seal import run_sealer
 from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
+from company_agents.db.supervisor import supervise_embedded
 from company_agents.errors import ConfigError
 from company_agents.orphans import sweep_orphans
 from company_agents.reaper import run_reaper
@@ -80,6 +81,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         run_housekeeping(settings, inst.db, stop=stop),
         run_sealer(inst.db, inst.master_key, stop),
         run_scheduled_backups(settings, inst.db, stop),
+        supervise_embedded(inst.db, stop),
     ]
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(s.serve()) for s in servers]
     tasks += [asyncio.create_task(c) for c in background]
