@@ -13,6 +13,7 @@ orchestrator that started it; its own children are ended by the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -249,18 +250,16 @@ def kill_agent_group(pgid: int, started_at: float | None) -> int:
     """
     if started_at is None:
         return 0
-    killed = 0
-    for _ in range(3):  # members may fork while we look: look again until the group is empty
-        members = [p for p in _group_members(pgid) if _started_since(p, started_at)]
+    killed: set[int] = set()
+    for _ in range(3):  # members may fork while we look: look again for ones not yet signalled
+        members = [p for p in _group_members(pgid) if p.pid not in killed and _started_since(p, started_at)]
         if not members:
             break
         for proc in members:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGKILL)
-                killed += 1
-            except psutil.Error:
-                continue
-    return killed
+                killed.add(proc.pid)
+    return len(killed)
 
 
 def _started_since(proc: psutil.Process, started_at: float) -> bool:
