@@ -206,12 +206,16 @@ class AgentRun:
             await self._end_attempt(f"could not start the agent: {exc.strerror}", "crash")
             return
         # Who holds the run and which group to end, should this process die (orphans.sweep_orphans).
-        await self._write(
-            "record_process",
-            lambda c: orphans.record_agent_process(
-                c, self.ident, fencing_token=self.claim.fencing_token, pgid=proc.pid
-            ),
-        )
+        # Best effort: the agent runs now and must be supervised whatever happens to this write.
+        try:
+            await self._write(
+                "record_process",
+                lambda c: orphans.record_agent_process(
+                    c, self.ident, fencing_token=self.claim.fencing_token, pgid=proc.pid
+                ),
+            )
+        except Exception as exc:
+            self.log.write("orchestrator", f"could not record the agent's process: {type(exc).__name__}")
         await self._supervise(proc)
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
