@@ -30,6 +30,8 @@ async def supervise_embedded(db: Database, stop: asyncio.Event, *, interval: flo
     """Until ``stop``: restart the embedded server whenever its postmaster dies (no-op for DATABASE_URL)."""
     server = db.embedded
     if server is None:
+        # Nothing to supervise, but stay until stop like every part: up ends when any part ends.
+        await stop.wait()
         return
     loop = asyncio.get_running_loop()
     known = server.attached_pid
