@@ -59,35 +59,35 @@ def _wait(check: object, timeout: float = 20) -> bool:
 
 def test_a_holder_stops_the_server_another_process_restarted_after_a_crash(tmp_path: Path) -> None:
     pgdata = tmp_path / "db"
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(pgdata)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-    )
-    assert holder.stdin is not None and holder.stdout is not None
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        first = postmaster_pid(pgdata)
-        assert first is not None
-        os.kill(first, signal.SIGKILL)
-        assert _wait(lambda: postmaster_pid(pgdata) is None), "the postmaster is gone"
-        # Another process (a CLI command) restarts it, uses it and lets go: the holder remains.
-        cli = EmbeddedServer(pgdata)
-        cli.start()
-        second = postmaster_pid(pgdata)
-        assert second not in (None, first)
-        cli.release()
-        assert json.loads((pgdata / ".handle_pids.json").read_text()) == [holder.pid]
-        assert postmaster_pid(pgdata) == second, "not the last one out: the server stays"
-        holder.stdin.write("stop\n")
-        holder.stdin.flush()
-        assert holder.stdout.readline().strip() == "released"
-        assert holder.wait(timeout=30) == 0
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
+    ) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert holder.stdout.readline().strip() == "ready"
+            first = postmaster_pid(pgdata)
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            assert _wait(lambda: postmaster_pid(pgdata) is None), "the postmaster is gone"
+            # Another process (a CLI command) restarts it, uses it and lets go: the holder remains.
+            cli = EmbeddedServer(pgdata)
+            cli.start()
+            second = postmaster_pid(pgdata)
+            assert second not in (None, first)
+            cli.release()
+            assert json.loads((pgdata / ".handle_pids.json").read_text()) == [holder.pid]
+            assert postmaster_pid(pgdata) == second, "not the last one out: the server stays"
+            holder.stdin.write("stop\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline().strip() == "released"
+            assert holder.wait(timeout=30) == 0
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
     assert _wait(lambda: not _live_postmasters(pgdata)), "the last one out stops the server running now"
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
