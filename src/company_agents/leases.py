@@ -67,7 +67,7 @@ DEFAULT_BACKOFF = RetryBackoff()
 # The retry rule, in SQL over the task row ``t`` as it was before the statement: attempts that counted
 # (claims minus releases) below the limit go back to the queue, after the backoff above. The exponent is
 # bounded so that a large max_attempts cannot overflow the float.
-_RETRIES_LEFT = "t.attempt - t.releases < t.max_attempts"
+RETRIES_LEFT_SQL = "t.attempt - t.releases < t.max_attempts"
 _RETRY_AT = (
     "now() + make_interval(secs => least(%(backoff_cap)s, %(backoff_base)s"
     " * power(2, least(greatest(t.attempt - t.releases - 1, 0), 60))) * (0.5 + 0.5 * random()))"
@@ -234,11 +234,11 @@ COMPLETE_SQL: LiteralString = _END_TEMPLATE.format(
 
 # Retry policy: back to the queue, after the backoff, while attempts remain; otherwise failed (terminal).
 FAIL_SQL: LiteralString = _END_TEMPLATE.format(
-    task_status=f"CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END",
+    task_status=f"CASE WHEN {RETRIES_LEFT_SQL} THEN 'queued' ELSE 'failed' END",
     task_extra=(
         "failure_reason = %(reason)s, "
-        f"finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END, "
-        f"run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END"
+        f"finished_at = CASE WHEN {RETRIES_LEFT_SQL} THEN NULL ELSE now() END, "
+        f"run_after = CASE WHEN {RETRIES_LEFT_SQL} THEN {_RETRY_AT} END"
     ),
     run_status="'failed'",
     run_extra="error = %(reason)s, exit_code = CAST(%(exit_code)s AS integer)",
@@ -293,10 +293,10 @@ WITH expired AS (
 ),
 task AS (
     UPDATE tasks t
-    SET status = CASE WHEN {_RETRIES_LEFT} THEN 'queued' ELSE 'failed' END,
+    SET status = CASE WHEN {RETRIES_LEFT_SQL} THEN 'queued' ELSE 'failed' END,
         failure_reason = 'lease_expired',
-        finished_at = CASE WHEN {_RETRIES_LEFT} THEN NULL ELSE now() END,
-        run_after = CASE WHEN {_RETRIES_LEFT} THEN {_RETRY_AT} END,
+        finished_at = CASE WHEN {RETRIES_LEFT_SQL} THEN NULL ELSE now() END,
+        run_after = CASE WHEN {RETRIES_LEFT_SQL} THEN {_RETRY_AT} END,
         updated_at = now()
     FROM expired e
     WHERE t.id = e.task_id AND t.fencing_token = e.fencing_token AND t.status IN {ACTIVE_SQL}

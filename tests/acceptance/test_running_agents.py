@@ -142,19 +142,17 @@ def test_kill_9_of_the_orchestrator_then_restart_requeues_and_fences_the_orphan(
     env: dict[str, str], home: Path, db_url: str, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    env = {**env, "COMPANY_AGENTS_LEASE_SECONDS": "3", "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": "0.5"}
     setup_company(env, home, adapter_extra={"env": {"ORPHAN_GO": str(go)}})
     task_id = add_task(env, "orphan")
     first = Orchestrator(env)
     wait_for(lambda: _status(db_url, task_id) == "running", what="attempt 1 running")
-    orphan_pid = int(
-        wait_for(lambda: bool(list((home / "runs").glob("*/pid"))), what="pid") * 0
-        or next((home / "runs").glob("*/pid")).read_text()
-    )
+    wait_for(lambda: bool(list((home / "runs").glob("*/orphan_pid"))), what="the escaped writer")
+    orphan_pid = int(next((home / "runs").glob("*/orphan_pid")).read_text())
     first.kill9()
     killed_at = time.monotonic()
-    assert pid_alive(orphan_pid), "the agent outlives a kill -9 of its orchestrator"
+    assert pid_alive(orphan_pid), "a process that left the agent's group outlives its orchestrator"
     # Same tool port, as on a real machine: the orphan's MCP_SERVER_URL reaches the new orchestrator.
+    # The lease is the default 5 minutes: only the start-up sweep of dead holders can re-queue in time.
     second = Orchestrator(env, tool_port=first.tool_port)
     try:
         wait_for(
@@ -163,7 +161,7 @@ def test_kill_9_of_the_orchestrator_then_restart_requeues_and_fences_the_orphan(
             what="requeue and a second attempt",
         )
         requeued_after = time.monotonic() - killed_at
-        assert requeued_after < 3 + 0.5 + 5, f"re-queued after {requeued_after:.1f}s"
+        assert requeued_after < 30, f"re-queued after {requeued_after:.1f}s"
         wait_for(lambda: _status(db_url, task_id) == "review", what="attempt 2 completes")
         go.write_text("go")
         status_file = Path(str(go) + ".status")
@@ -175,7 +173,7 @@ def test_kill_9_of_the_orchestrator_then_restart_requeues_and_fences_the_orphan(
             os.kill(orphan_pid, signal.SIGKILL)
     assert query(
         db_url, "SELECT attempt, exit_reason FROM runs WHERE task_id = %s ORDER BY attempt", task_id
-    ) == [(1, "lease_expired"), (2, "complete")]
+    ) == [(1, "crash"), (2, "complete")]
     (output,) = query(db_url, "SELECT output FROM tasks WHERE id = %s", task_id)[0]
     assert output["output"]["attempt"] == 2
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from company_agents import leases
+from company_agents import leases, orphans
 from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.db.database import Database
 from company_agents.errors import CompanyAgentsError, StaleFencingToken
@@ -198,12 +198,24 @@ class AgentRun:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: we end the whole group
+                preexec_fn=orphans.die_with_parent(),  # and it dies with us, even by kill -9 (Linux)
                 limit=1 << 20,
             )
         except OSError as exc:
             self.log.write("orchestrator", f"could not start {argv[0]}: {exc.strerror}")
             await self._end_attempt(f"could not start the agent: {exc.strerror}", "crash")
             return
+        # Who holds the run and which group to end, should this process die (orphans.sweep_orphans).
+        # Best effort: the agent runs now and must be supervised whatever happens to this write.
+        try:
+            await self._write(
+                "record_process",
+                lambda c: orphans.record_agent_process(
+                    c, self.ident, fencing_token=self.claim.fencing_token, pgid=proc.pid
+                ),
+            )
+        except Exception as exc:
+            self.log.write("orchestrator", f"could not record the agent's process: {type(exc).__name__}")
         await self._supervise(proc)
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:

