@@ -12,7 +12,7 @@ import pytest
 from tests.acceptance.test_cli_up import CLI, run_cli
 from tests.conftest import PgServer
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def ok(*args: str, env: dict[str, str]) -> Any:

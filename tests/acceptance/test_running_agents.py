@@ -19,6 +19,8 @@ from tests.acceptance.orchestrator import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # real `up` and agent processes
+
 
 @pytest.fixture
 def env(cli_env: dict[str, str], db_url: str) -> dict[str, str]:
