@@ -6,7 +6,8 @@ own transaction on its own connection, released together so their statements int
 server. Whatever the schedule, after every step: at most one lease per task, held under the task's
 current fencing token exactly while the task is assigned or running; fencing tokens never go down and
 equal the number of runs; a step whose every operation was refused (stale writer, illegal transition)
-changes nothing; a terminal task never changes again.
+changes nothing; a terminal task never changes again. Deadlocks between the operations are retried,
+as the product retries its writes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from company_agents import agents, companies, leases, tasks
 from company_agents.db.database import sqlalchemy_url
+from company_agents.db.retry import retry_transient
 from company_agents.errors import IllegalTransition, StaleFencingToken
 
 OP = st.one_of(
@@ -117,16 +119,28 @@ async def _apply(
 
 
 async def _step(engine: AsyncEngine, world: World, ops: list[Op]) -> list[bool]:
-    """Run ``ops`` at the same time, each in its own transaction; True for each one that was refused."""
+    """Run ``ops`` at the same time, each in its own transaction; True for each one that was refused.
+
+    A deadlock or serialization failure rolls the whole transaction back and is retried, as the product
+    retries its writes (``db.retry``); the invariants must hold whatever the outcome.
+    """
     claims = list(world.claims)  # what the operations of this step may refer to
     ready = asyncio.Barrier(len(ops))
 
     async def one(op: Op) -> tuple[bool, list[leases.Claim]]:
-        try:
+        first = True
+
+        async def attempt() -> list[leases.Claim]:
+            nonlocal first
             async with engine.begin() as conn:
-                await conn.execute(text("SELECT 1"))  # connected and in a transaction: now go together
-                await ready.wait()
-                return False, await _apply(conn, world, claims, op)
+                if first:  # connected and in a transaction: now all go at once
+                    await conn.execute(text("SELECT 1"))
+                    await ready.wait()
+                    first = False
+                return await _apply(conn, world, claims, op)
+
+        try:
+            return False, await retry_transient(attempt, what=op[0])
         except (StaleFencingToken, IllegalTransition):
             return True, []
 
