@@ -106,17 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # --- leaked embedded servers ---------------------------------------------------------------------
-_SHARED_ROOTS: list[Path] = []  # the session servers' directory: not a test's to stop
-
-
 def _postmasters_under(root: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
             if proc.info["name"] != "postgres" or str(root) not in cmdline:
-                continue
-            if any(str(shared) in cmdline for shared in _SHARED_ROOTS):
                 continue
             if proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
@@ -142,7 +137,7 @@ def stop_leaked_postmasters(root: Path, grace: float = 15.0) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _test_rules(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _test_rules(request: pytest.FixtureRequest) -> Iterator[None]:
     """Spawning tests are marked slow; no embedded server outlives its test."""
     _Spawns.seen = []
     _Spawns.watching = True
@@ -153,11 +148,13 @@ def _test_rules(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     spawned, _Spawns.seen = _Spawns.seen, []
     if not spawned:
         return
-    leaked = stop_leaked_postmasters(tmp_path_factory.getbasetemp())
+    # Under the test's own directory only: servers of shared (session, module) fixtures live elsewhere.
+    tmp_path = (getattr(request.node, "funcargs", None) or {}).get("tmp_path")
+    leaked = stop_leaked_postmasters(tmp_path) if isinstance(tmp_path, Path) else []
     assert not leaked, f"embedded servers left running after the test (now stopped): {leaked}"
     if request.node.get_closest_marker("slow") is None:
         pytest.fail(
-            f"this test spawns processes ({spawned[0]}, …{len(spawned)} in all) but is not marked "
+            f"this test spawns processes ({len(spawned)}; the first: {spawned[0]}) but is not marked "
             "@pytest.mark.slow: mark it so `pytest -m 'not slow'` stays quick",
             pytrace=False,
         )
@@ -223,9 +220,7 @@ def _prepare(name: str, admin_url: str) -> PgServer:
 @pytest.fixture(scope="session")
 def pg_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Short path: the server's Unix socket lives in its data dir and socket paths are limited to ~107 bytes.
-    root = tmp_path_factory.mktemp("pg")
-    _SHARED_ROOTS.append(root)
-    return root
+    return tmp_path_factory.mktemp("pg")
 
 
 @pytest.fixture(scope="session")
