@@ -16,6 +16,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -183,6 +184,8 @@ async def _scenario(url: str, schedule: list[list[Op]]) -> None:
 
 
 # The example count comes from the hypothesis profile (tests/conftest.py): 300 in CI, fewer locally.
+# 300 schedules take minutes on a busy machine: more than the default per-test timeout.
+@pytest.mark.timeout(900)
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schedule=SCHEDULES)
 def test_random_schedules_of_concurrent_operations_keep_the_invariants(
