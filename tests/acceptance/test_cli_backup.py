@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.acceptance.test_cli_up import CLI, run_cli
-from tests.conftest import PgServer
+from tests.conftest import PgServer, ProductDb
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def ok(*args: str, env: dict[str, str]) -> Any:
@@ -57,9 +57,15 @@ def test_import_errors_are_one_line(db_url: str, cli_env: dict[str, str], tmp_pa
 
 
 def test_backup_commands_and_a_restore_drill(
-    pg: PgServer, cli_env: dict[str, str], home: Path, tmp_path: Path
+    product_db: ProductDb, request: pytest.FixtureRequest, cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    env = {**cli_env, "DATABASE_URL": pg.create_database()}
+    """In each database mode; the drill restores into the same mode (a fresh home's embedded server when
+    there is no DATABASE_URL, an empty database on the same server otherwise)."""
+    env = {**cli_env, **product_db.env}
+    drill_db: dict[str, str] = {}
+    if product_db.env:
+        server: PgServer = request.getfixturevalue(f"{product_db.mode}_pg")
+        drill_db = {"DATABASE_URL": server.create_empty_database()}
     ok("new", "--name", "Acme", env=env)
     (home / "secrets" / "master.key").write_bytes(b"k" * 32)
     (home / "secrets" / "master.key").chmod(0o600)
@@ -76,11 +82,7 @@ def test_backup_commands_and_a_restore_drill(
     assert ok("backup", "verify", plain["name"], env=env)["ok"] is True
 
     # The drill: restore into a scratch home and an empty database, then look at the companies.
-    drill = {
-        **cli_env,
-        "COMPANY_AGENTS_HOME": str(tmp_path / "drill"),
-        "DATABASE_URL": pg.create_empty_database(),
-    }
+    drill = {**cli_env, "COMPANY_AGENTS_HOME": str(tmp_path / "drill"), **drill_db}
     restored = ok("backup", "restore", with_key["path"], env=drill)
     assert restored["masterKey"] == "restored" and restored["runFiles"] == 1
     assert ok("company", "list", env=drill) == ok("company", "list", env=env)

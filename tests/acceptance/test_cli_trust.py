@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -19,6 +20,8 @@ from company_agents.db.database import libpq_url, sqlalchemy_url
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, load_master_key
 from company_agents.settings import Settings
+
+pytestmark = pytest.mark.slow  # the CLI as a subprocess
 
 CLI = [sys.executable, "-m", "company_agents.cli.main"]
 PLAINTEXT = "sk-ant-api03-DO-NOT-LEAK-7777"

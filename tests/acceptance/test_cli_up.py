@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import PgServer
 
+pytestmark = pytest.mark.slow  # every test runs the CLI as a subprocess
+
 CLI = [sys.executable, "-m", "company_agents.cli.main"]
 
 

@@ -14,17 +14,20 @@ import pytest
 
 from company_agents.demo import DEMO_TASKS
 from tests.acceptance.test_cli_up import CLI, free_port, run_cli, wait_healthy
+from tests.conftest import ProductDb
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("git") is None, reason="needs git")]
 
 
 def test_demo_tasks_reach_review_with_committed_files(
-    db_url: str, cli_env: dict[str, str], home: Path
+    product_db: ProductDb, cli_env: dict[str, str], home: Path
 ) -> None:
+    """In each of the product's database modes: its default (no DATABASE_URL) and a URL."""
+    db_url = product_db.url
     api_port = free_port()
     env = {
         **cli_env,
-        "DATABASE_URL": db_url,
+        **product_db.env,
         "COMPANY_AGENTS_API_PORT": str(api_port),
         "COMPANY_AGENTS_TOOL_PORT": str(free_port()),
         "COMPANY_AGENTS_DASHBOARD_PORT": str(free_port()),

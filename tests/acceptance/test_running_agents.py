@@ -1,4 +1,9 @@
-"""Real agent processes under a real `company-agents up`: outcomes, crashes, timeouts, restarts."""
+"""Real agent processes under a real `company-agents up`: outcomes, crashes, timeouts, restarts.
+
+Every test runs in each of the product's database modes (``product_db``): its default, the embedded
+server of the home with no ``DATABASE_URL`` (shared by `up`, the CLI and the test), and a URL to the
+embedded or the external server.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +23,22 @@ from tests.acceptance.orchestrator import (
     setup_company,
     wait_for,
 )
+from tests.conftest import ProductDb
+
+pytestmark = pytest.mark.slow  # real `up` and agent processes
 
 
 @pytest.fixture
-def env(cli_env: dict[str, str], db_url: str) -> dict[str, str]:
+def db_url(product_db: ProductDb) -> str:
+    """Where the test reads what the product wrote (this module's tests run once per mode)."""
+    return product_db.url
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], product_db: ProductDb) -> dict[str, str]:
     return {
         **cli_env,
-        "DATABASE_URL": db_url,
+        **product_db.env,
         "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "0.2",
         "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
         # Crashed and reaped attempts come back at once here (backoff: test_retry_backoff.py).
@@ -179,7 +193,7 @@ def test_kill_9_of_the_orchestrator_then_restart_requeues_and_fences_the_orphan(
 
 
 def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
-    env: dict[str, str], home: Path, db_url: str, tmp_path: Path
+    env: dict[str, str], home: Path, db_url: str, tmp_path: Path, product_db: ProductDb
 ) -> None:
     setup_company(env, home, agents=4)
     n = 16
@@ -189,7 +203,9 @@ def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
     other_home.mkdir()
     (other_home / "config.json").write_text((home / "config.json").read_text())
     a = Orchestrator(env)
-    b = Orchestrator({**env, "COMPANY_AGENTS_HOME": str(other_home)})
+    # With a URL the second orchestrator has a home of its own; without one, a home IS its database,
+    # so the two share the home and its embedded server.
+    b = Orchestrator({**env, "COMPANY_AGENTS_HOME": str(other_home)} if product_db.env else env)
     try:
         wait_for(
             lambda: query(db_url, "SELECT count(*) FROM tasks WHERE status = 'review'")[0][0] == n,

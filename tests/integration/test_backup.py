@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import tarfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -201,6 +205,8 @@ def test_scheduled_backup_skips_while_another_holds_the_lock(instance: Callable[
 async def test_two_orchestrators_schedule_backups_one_at_a_time(
     instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two scheduling loops on one database and home: their backups never overlap, and a round they are
+    both due in gives one backup, not two (the other skips, on the lock or on the fresh backup)."""
     from datetime import timedelta
 
     from company_agents.backup import schedule
@@ -209,16 +215,43 @@ async def test_two_orchestrators_schedule_backups_one_at_a_time(
     inst = instance("a")
     inst.fill()
     settings = inst.settings.model_copy(update={"backup_interval_seconds": 0.5})
+    attempts: dict[int, int] = {}
+    written: list[tuple[float, float, Path]] = []  # (start, end, archive) of each backup taken
+    real_backup_once = schedule.backup_once
+
+    def counted_backup_once(
+        settings: Settings, db: Database, cancel: threading.Event | None = None
+    ) -> str | None:
+        attempts[id(db)] = attempts.get(id(db), 0) + 1
+        return real_backup_once(settings, db, cancel)
+
+    def observed_create(settings: Settings, db: Database, **kwargs: Any) -> BackupInfo:
+        start = time.monotonic()
+        time.sleep(0.3)  # widen the window: a second backup not kept out by the lock would overlap this
+        info = create_backup(settings, db, **kwargs)
+        verify_backup(info.path)  # whole, before pruning can remove it
+        written.append((start, time.monotonic(), info.path))
+        return info
+
+    monkeypatch.setattr(schedule, "backup_once", counted_backup_once)
+    monkeypatch.setattr(schedule, "create_backup", observed_create)
     stop = asyncio.Event()
     dbs = [open_database(settings), open_database(settings)]
     try:
         loops = [asyncio.create_task(run_scheduled_backups(settings, db, stop)) for db in dbs]
-        await asyncio.sleep(2.5)
+        deadline = time.monotonic() + 90
+        while not (len(written) >= 3 and all(attempts.get(id(db), 0) >= 3 for db in dbs)):
+            assert time.monotonic() < deadline, f"{len(written)} backups, attempts {list(attempts.values())}"
+            await asyncio.sleep(0.1)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*loops), timeout=30)
     finally:
         for db in dbs:
             db.close()
+    spans = sorted(written)
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+        assert start >= end, f"{second.name} was started while {first.name} was being written"
+    assert len(written) < sum(attempts.values()), "every due round gave a backup from each orchestrator"
     backups = sorted(settings.backups_dir.glob("*.tar.gz"))
     # Every backup of the day but the newest is pruned (keep 7 daily keeps one per day).
     assert len(backups) == 1

@@ -18,6 +18,8 @@ import pytest
 from company_agents.db.database import libpq_url
 from company_agents.db.embedded import EmbeddedServer
 
+pytestmark = pytest.mark.slow  # every test starts embedded servers
+
 OWNER = textwrap.dedent(
     """
     import sys, time, psycopg

@@ -205,6 +205,7 @@ CRASHER = textwrap.dedent(
 
 
 @pytest.mark.parametrize(("step", "outcome"), [("new_key_written", "old"), ("committed", "new")])
+@pytest.mark.slow
 async def test_a_killed_process_mid_rotation_is_recovered(
     settings: Settings, db: Database, db_url: str, step: str, outcome: str
 ) -> None:

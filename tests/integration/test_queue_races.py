@@ -275,6 +275,7 @@ CLAIMER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 async def test_many_claimer_processes_drain_the_queue_exactly_once(engine: AsyncEngine, db_url: str) -> None:
     names = ("a1", "a2", "a3", "a4")
     world = await make_world(engine, agent_names=names, max_concurrent_tasks=4)

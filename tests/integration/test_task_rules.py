@@ -110,6 +110,7 @@ async def test_budgets_and_reporting_lines(engine: AsyncEngine) -> None:
     assert actions.count("agent.hired") == 3 and "agent.retired" in actions
 
 
+@pytest.mark.slow
 def test_cli_lists_are_camel_case_json_and_errors_are_one_line(db_url: str, cli_env: dict[str, str]) -> None:
     env = {**cli_env, "DATABASE_URL": db_url}
     cli = [sys.executable, "-m", "company_agents.cli.main"]

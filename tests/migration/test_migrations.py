@@ -92,6 +92,7 @@ def test_history_tables_refuse_update_delete_truncate(db_url: str, table: str) -
         assert row == (1,)
 
 
+@pytest.mark.slow
 def test_two_migrate_processes_at_once_on_an_empty_database(pg: PgServer, cli_env: dict[str, str]) -> None:
     url = pg.create_empty_database()
     env = {**cli_env, "DATABASE_URL": url}
