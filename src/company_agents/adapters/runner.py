@@ -5,6 +5,12 @@ variables. Its output streams to the run log; the json-lines protocol turns its 
 fenced writes. The lease is renewed at 60% of the window while the process lives. On exit the outcome
 is mapped (complete / failed / crash / timeout / lease_expired / shutdown), and the whole group is
 ended with SIGTERM → grace → SIGKILL so nothing is left behind.
+
+The database may go away in the middle of a run (a restart, a failover). Every write made for the run
+is retried through transient errors for up to one lease window: retrying past the lease's expiry is
+still safe, because each write is fenced (a lease reaped meanwhile makes it come back stale). Reading
+stdout never waits on the database: lines are logged as they come and the events queue up for one
+writer, in order, so an agent's ``complete`` sent during an outage is applied when the database is back.
 """
 
 from __future__ import annotations
@@ -16,14 +22,19 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from company_agents import leases
 from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.db.database import Database
+from company_agents.db.errors import first_line, is_transient
+from company_agents.db.retry import OUTAGE, retry_transient
 from company_agents.errors import CompanyAgentsError, StaleFencingToken
 from company_agents.home import MasterKey
 from company_agents.secrets_store import resolve_env
@@ -40,6 +51,12 @@ from company_agents.workspaces import (
 log = logging.getLogger(__name__)
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# The events that end an attempt: one that cannot be applied must still end it (as a crash).
+ENDING_EVENTS = frozenset({"complete", "failed", "handoff"})
+# What a fenced write returns when an earlier try of it had committed (the reply was lost).
+APPLIED_EARLIER: Any = {"applied_earlier": True}
+
+Applied = Callable[[leases.RunStanding], bool]
 
 
 @dataclass
@@ -53,6 +70,8 @@ class RunState:
     exit_code: int | None = None
     checkpoints: int = 0
     notes: list[str] = field(default_factory=list)
+    # Why an ending event from the agent could not be applied (a non-transient database error).
+    unapplied: str | None = None
 
 
 class RunLog:
@@ -121,15 +140,73 @@ class AgentRun:
 
     # -- fenced writes -------------------------------------------------------------------------
 
-    async def _write(self, what: str, coro_factory: Any) -> Any:
-        """Run one fenced write in autocommit; a stale token means the lease is lost."""
-        try:
+    async def _retry(self, what: str, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+        """``work`` on a fresh autocommit connection, retried through transient errors for one lease
+        window (past it the lease is gone anyway, unless the database never came back to reap it)."""
+
+        async def once() -> Any:
             async with self.db.autocommit() as conn:
-                return await coro_factory(conn)
+                return await work(conn)
+
+        return await retry_transient(once, what=what, backoff=OUTAGE, deadline=self.settings.lease_seconds)
+
+    async def _write(
+        self,
+        what: str,
+        coro_factory: Callable[[AsyncConnection], Awaitable[Any]],
+        applied: Applied | None = None,
+    ) -> Any:
+        """Run one fenced write, retrying transient errors; ``None`` when the lease is lost.
+
+        A try whose COMMIT went through but whose reply was lost is retried and comes back stale; when
+        ``applied`` says the run's standing shows the write took effect, that is success
+        (``APPLIED_EARLIER``), not a lost lease."""
+        tries = 0
+
+        async def counted(conn: AsyncConnection) -> Any:
+            nonlocal tries
+            tries += 1
+            return await coro_factory(conn)
+
+        try:
+            return await self._retry(what, counted)
         except StaleFencingToken:
+            if tries > 1 and applied is not None and await self._applied_earlier(what, applied):
+                return APPLIED_EARLIER
             self.log.write("orchestrator", f"{what} rejected: this run no longer holds the task")
             self.state.lost_lease = True
             return None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.log.write(
+                "orchestrator",
+                f"{what} failed: the database stayed unavailable for {self.settings.lease_seconds:.0f}s "
+                f"({first_line(exc)}); giving the task up to the reaper",
+            )
+            log.error(
+                "run %s: %s failed, the database stayed unavailable: %s",
+                self.claim.run_id,
+                what,
+                first_line(exc),
+                extra={"action": "run_db_unavailable", "run_id": str(self.claim.run_id)},
+            )
+            self.state.lost_lease = True
+            return None
+
+    async def _applied_earlier(self, what: str, applied: Applied) -> bool:
+        try:
+            standing = await self._retry(
+                f"{what} (check)",
+                lambda c: leases.run_standing(c, self.ident, fencing_token=self.claim.fencing_token),
+            )
+        except Exception as exc:  # cannot tell: the safe answer is that the lease is lost
+            self.log.write("orchestrator", f"could not check whether {what} was applied: {first_line(exc)}")
+            return False
+        if standing is None or not applied(standing):
+            return False
+        self.log.write("orchestrator", f"{what} had been applied before the connection broke")
+        return True
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -140,23 +217,33 @@ class AgentRun:
             log.exception("run %s failed in the orchestrator", self.claim.run_id)
             self.log.write("orchestrator", f"orchestrator error: {type(exc).__name__}: {exc}")
             if self.state.outcome is None and not self.state.lost_lease:
-                await self._end_attempt(f"orchestrator error: {type(exc).__name__}", "crash")
+                try:
+                    await self._end_attempt(f"orchestrator error: {type(exc).__name__}", "crash")
+                except Exception as end_exc:  # the lease expires and the reaper ends the attempt
+                    self._report_error("mark_failed", end_exc)
         finally:
             self.log.close()
         return self.state
 
     async def _execute(self) -> None:
         workspace = asyncio.create_task(init_workspace(self.settings, self.claim.run_id))
-        async with self.db.engine.begin() as conn:
-            ctx = await load_context(conn, self.claim)
-            # Secrets named in the agent's record are decrypted here, at the moment of use, and live
-            # only in the child's environment (never in logs, rows or this process's settings).
-            secret_env = await resolve_env(
-                conn,
-                self.master_key,
-                self.claim.company_id,
-                dict(ctx.agent["adapter_config"].get("env") or {}),
-            )
+
+        async def read_context() -> tuple[Any, dict[str, str]]:
+            async with self.db.engine.begin() as conn:
+                ctx = await load_context(conn, self.claim)
+                # Secrets named in the agent's record are decrypted here, at the moment of use, and
+                # live only in the child's environment (never in logs, rows or this process's settings).
+                secret_env = await resolve_env(
+                    conn,
+                    self.master_key,
+                    self.claim.company_id,
+                    dict(ctx.agent["adapter_config"].get("env") or {}),
+                )
+            return ctx, secret_env
+
+        ctx, secret_env = await retry_transient(
+            read_context, what="load_context", backoff=OUTAGE, deadline=self.settings.lease_seconds
+        )
         self.keep = bool(ctx.task["keep_workspace"])
         self.workspace = await workspace
         write_context(self.settings, self.workspace, ctx)
@@ -183,6 +270,7 @@ class AgentRun:
             lambda c: leases.start(
                 c, self.ident, fencing_token=self.claim.fencing_token, workspace_path=str(self.workspace)
             ),
+            applied=lambda s: s.holds_lease and s.task_status == "running",
         )
         if self.state.lost_lease:
             return
@@ -209,9 +297,11 @@ class AgentRun:
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
         pgid = proc.pid
         assert proc.stdout is not None and proc.stderr is not None
+        events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         readers = [
-            asyncio.create_task(self._read_stdout(proc)),
+            asyncio.create_task(self._read_stdout(proc, events)),
             asyncio.create_task(self._read_stream(proc.stderr, "stderr")),
+            asyncio.create_task(self._apply_events(events)),
         ]
         renewer = asyncio.create_task(self._renew_loop())
         waiter = asyncio.create_task(proc.wait())
@@ -278,15 +368,19 @@ class AgentRun:
         interval = self.settings.lease_seconds * 0.6
         while True:
             await asyncio.sleep(interval)
-            result = await self._write(
-                "renew_lease",
-                lambda c: leases.renew(
-                    c,
-                    self.ident,
-                    fencing_token=self.claim.fencing_token,
-                    lease_seconds=self.settings.lease_seconds,
-                ),
-            )
+            try:
+                result = await self._write(
+                    "renew_lease",
+                    lambda c: leases.renew(
+                        c,
+                        self.ident,
+                        fencing_token=self.claim.fencing_token,
+                        lease_seconds=self.settings.lease_seconds,
+                    ),
+                )
+            except Exception as exc:  # not transient, yet the next renewal may succeed: keep renewing
+                self._report_error("renew_lease", exc)
+                continue
             if result is None:
                 return
 
@@ -294,22 +388,49 @@ class AgentRun:
         async for raw in stream:
             self.log.write(name, raw.decode(errors="replace"))
 
-    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_stdout(
+        self, proc: asyncio.subprocess.Process, events: asyncio.Queue[dict[str, Any] | None]
+    ) -> None:
+        """Log every line at once and queue the events; never waits on the database."""
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            if not line:
-                continue
-            self.log.write("stdout", line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("type"), str):
+        try:
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").strip()
+                if not line:
+                    continue
+                self.log.write("stdout", line)
                 try:
-                    await self._handle(event)
-                except CompanyAgentsError as exc:
-                    self.log.write("orchestrator", f"event {event.get('type')} refused: {exc.message}")
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(event, dict) and isinstance(event.get("type"), str):
+                    events.put_nowait(event)
+        finally:
+            events.put_nowait(None)
+
+    async def _apply_events(self, events: asyncio.Queue[dict[str, Any] | None]) -> None:
+        """Apply the agent's events in order; one that fails is reported, and the next still runs."""
+        while (event := await events.get()) is not None:
+            kind = str(event["type"])
+            try:
+                await self._handle(event)
+            except CompanyAgentsError as exc:
+                self.log.write("orchestrator", f"event {kind} refused: {exc.message}")
+            except Exception as exc:
+                self._report_error(f"event {kind}", exc)
+                if kind in ENDING_EVENTS and self.state.outcome is None:
+                    self.state.unapplied = f"the agent's {kind} could not be applied: {first_line(exc)}"
+
+    def _report_error(self, what: str, exc: Exception) -> None:
+        """An unexpected error, in the run log and the orchestrator log (with its traceback)."""
+        self.log.write("orchestrator", f"{what} failed: {type(exc).__name__}: {first_line(exc)}")
+        log.error(
+            "run %s: %s failed",
+            self.claim.run_id,
+            what,
+            exc_info=exc,
+            extra={"action": "run_write_error", "run_id": str(self.claim.run_id)},
+        )
 
     async def _handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -351,6 +472,7 @@ class AgentRun:
                     output=event.get("output"),
                     reasoning=str(event.get("reasoning", "")),
                 ),
+                _ended("succeeded", "complete"),
             )
             if row is not None:
                 self.state.outcome = "complete"
@@ -364,6 +486,7 @@ class AgentRun:
                 lambda c: leases.handoff(
                     c, self.ident, fencing_token=fence, reason=str(event.get("reason") or "")
                 ),
+                _ended("handed_off", "handoff"),
             )
             if row is not None:
                 self.state.outcome = "handoff"
@@ -381,6 +504,7 @@ class AgentRun:
                 exit_reason=exit_reason,
                 exit_code=self.state.exit_code,
             ),
+            _ended("failed", exit_reason),
         )
 
     async def _finish(self) -> None:
@@ -392,7 +516,10 @@ class AgentRun:
                     lambda c: leases.release(
                         c, self.ident, fencing_token=self.claim.fencing_token, reason="orchestrator shut down"
                     ),
+                    _ended("cancelled", "shutdown"),
                 )
+            elif state.unapplied is not None:
+                await self._end_attempt(state.unapplied, "crash")
             elif state.timed_out:
                 await self._end_attempt(f"timed out after {self.timeout:.0f}s", "timeout")
             elif state.exit_code == 0:
@@ -407,8 +534,15 @@ class AgentRun:
                 await self._end_attempt(f"the agent crashed ({why})", "crash")
         if state.outcome == "complete" and self.workspace is not None and not self.keep:
             remove_workspace(self.workspace)
-            async with self.db.autocommit() as conn:
-                await mark_deleted(conn, self.claim.run_id)
+            try:
+                await self._retry("mark_deleted", lambda c: mark_deleted(c, self.claim.run_id))
+            except Exception as exc:  # bookkeeping only: the run's outcome is already recorded
+                self._report_error("mark_deleted", exc)
+
+
+def _ended(run_status: str, exit_reason: str) -> Applied:
+    """The run's standing once an ending write took effect (the reaper's ending has another reason)."""
+    return lambda s: s.run_status == run_status and s.exit_reason == exit_reason
 
 
 def _str(value: Any) -> str | None:

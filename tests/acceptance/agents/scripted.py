@@ -6,6 +6,7 @@ hang         start a child in its own group, then hang (ignoring SIGTERM) until 
 orphan       on attempt 1 wait for the file named in $ORPHAN_GO, then call mark_complete over HTTP
              with its lease token and write the HTTP status to $ORPHAN_GO.status; later attempts complete
 wait_stop    wait for a shutdown line on stdin, then exit 0 without completing
+wait_go      report progress, wait for the file named in $GO_FILE, then complete (progress, cost, complete)
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def main() -> None:
         except OSError as exc:  # say why, rather than dying unseen (stderr's reader is gone)
             status = f"error: {exc!r}"
         Path(str(go) + ".status").write_text(str(status))
+        return
+    if mode == "wait_go":
+        emit(type="progress", message="waiting for go")
+        go = Path(os.environ["GO_FILE"])
+        while not go.exists():
+            time.sleep(0.05)
+        complete(task)
         return
     if mode == "wait_stop":
         emit(type="progress", message="waiting for shutdown")
