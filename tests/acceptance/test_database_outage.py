@@ -115,15 +115,22 @@ def _task_status(backend: Backend, task_id: str) -> str:
     return str(_query(backend.url(), "SELECT status FROM tasks WHERE id = %s", task_id)[0][0])
 
 
-def _show_logs(orchestrator_log: str, home: Path) -> None:
-    """Printed, so that pytest shows them when the test fails."""
-    print("--- orchestrator\n" + orchestrator_log)
+def _logs(orchestrator_log: str, home: Path) -> str:
+    """The orchestrator's log and the run logs, for the message of a failed assertion."""
+    parts = ["--- orchestrator", orchestrator_log]
     for path in sorted((home / "logs" / "runs").glob("*.log")):
-        print(f"--- {path.name}\n" + path.read_text())
+        parts += [f"--- {path.name}", path.read_text()]
+    return "\n".join(parts)
 
 
-def _assert_completed_once(backend: Backend, task_id: str) -> None:
-    url = backend.url()
+def _assert_completed_once(backend: Backend, task_id: str, logs: str) -> None:
+    try:
+        _check_completed_once(backend.url(), task_id)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{logs}") from None
+
+
+def _check_completed_once(url: str, task_id: str) -> None:
     assert _query(url, "SELECT status FROM tasks WHERE id = %s", task_id) == [("review",)]
     runs = _query(url, "SELECT attempt, status, exit_reason FROM runs WHERE task_id = %s", task_id)
     assert runs == [(1, "succeeded", "complete")], runs
@@ -154,8 +161,8 @@ def test_a_complete_sent_while_the_database_is_away_is_applied_once(
         backend.bring_back()
         wait_for(lambda: _task_status(backend, task_id) == "review", timeout=90, what="the task in review")
     finally:
-        _show_logs(orch.terminate(), home)
-    _assert_completed_once(backend, task_id)
+        logs = _logs(orch.terminate(), home)
+    _assert_completed_once(backend, task_id, logs)
     assert orch.proc.returncode == 0
 
 
@@ -188,5 +195,5 @@ def test_the_lease_stays_renewed_across_an_outage(backend: Backend, home: Path, 
         go.write_text("go")
         wait_for(lambda: _task_status(backend, task_id) == "review", timeout=90, what="the task in review")
     finally:
-        _show_logs(orch.terminate(), home)
-    _assert_completed_once(backend, task_id)
+        logs = _logs(orch.terminate(), home)
+    _assert_completed_once(backend, task_id, logs)

@@ -169,7 +169,9 @@ async def _run_attempt(settings: Settings, agent_id: UUID) -> UUID:
             await leases.renew(conn, ident, fencing_token=fence, lease_seconds=60)
             await leases.report_progress(conn, ident, fencing_token=fence, checkpoint={"step": 1})
             await leases.complete(conn, ident, fencing_token=fence, output={"over": "tls"})
-            ssl = (await conn.exec_driver_sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).one()
+            ssl = (
+                await conn.exec_driver_sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            ).one()
             assert ssl[0] is True
         await db.dispose()
     finally:
@@ -197,12 +199,26 @@ def test_migrate_a_task_lifecycle_and_an_export_over_tls(
     _cli(env, "db", "migrate")
     assert _cli(env, "db", "status")["pending"] == []
     _cli(env, "new", "--name", "Acme", "--teams", "Eng")
-    agent = _cli(env, "agent", "hire", "--company", "acme", "--name", "a", "--role", "r", "--team", "Eng")
+    agent = _cli(
+        env,
+        "agent",
+        "hire",
+        "--company",
+        "acme",
+        "--name",
+        "a",
+        "--role",
+        "r",
+        "--team",
+        "Eng",
+        "--adapter",
+        "scripted",
+    )
     task = _cli(env, "task", "create", "--company", "acme", "--title", "t", "--body", "b", "--team", "Eng")
 
     for name, value in tls_env.items():
         monkeypatch.setenv(name, value)  # libpq reads them in this process too
-    settings = Settings(home=home, database_url=url)  # type: ignore[call-arg]
+    settings = Settings(home=home, database_url=url)
     task_id = asyncio.run(_run_attempt(settings, UUID(agent["id"])))
     assert str(task_id) == task["id"]
 
@@ -214,7 +230,10 @@ def test_migrate_a_task_lifecycle_and_an_export_over_tls(
 
 
 def test_a_server_certificate_from_another_ca_is_refused_in_one_clear_line(
-    tls_server: ThrowawayPostgres, pki: tuple[Ca, Ca, TlsFiles], cli_env: dict[str, str], clean_libpq_env: None
+    tls_server: ThrowawayPostgres,
+    pki: tuple[Ca, Ca, TlsFiles],
+    cli_env: dict[str, str],
+    clean_libpq_env: None,
 ) -> None:
     env = {
         **{k: v for k, v in cli_env.items() if k not in LIBPQ_VARS},
