@@ -118,6 +118,8 @@ def _task_status(backend: Backend, task_id: str) -> str:
 def _logs(orchestrator_log: str, home: Path) -> str:
     """The orchestrator's log and the run logs, for the message of a failed assertion."""
     parts = ["--- orchestrator", orchestrator_log]
+    if (home / "logs" / "orchestrator.log").exists():
+        parts += ["--- orchestrator.log", (home / "logs" / "orchestrator.log").read_text()]
     for path in sorted((home / "logs" / "runs").glob("*.log")):
         parts += [f"--- {path.name}", path.read_text()]
     return "\n".join(parts)

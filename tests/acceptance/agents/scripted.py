@@ -7,6 +7,8 @@ orphan       on attempt 1 wait for the file named in $ORPHAN_GO, then call mark_
              with its lease token and write the HTTP status to $ORPHAN_GO.status; later attempts complete
 wait_stop    wait for a shutdown line on stdin, then exit 0 without completing
 wait_go      report progress, wait for the file named in $GO_FILE, then complete (progress, cost, complete)
+bad_cost     report a cost the database refuses (an amount that is not a number), then complete
+bad_complete complete with an output the database refuses (a NUL character in JSON), then exit 0
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def main() -> None:
         while not go.exists():
             time.sleep(0.05)
         complete(task)
+        return
+    if mode == "bad_cost":
+        emit(type="cost", model="test-model", inputTokens=1, outputTokens=1, usd="a lot")
+        complete(task)
+        return
+    if mode == "bad_complete":
+        emit(type="complete", output={"text": "nul \u0000 here"}, reasoning="scripted")
         return
     if mode == "wait_stop":
         emit(type="progress", message="waiting for shutdown")
