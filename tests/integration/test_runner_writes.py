@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from company_agents import leases, tasks
 from company_agents.adapters.config import AdapterConfig
-from company_agents.adapters.runner import APPLIED_EARLIER, AgentRun, _ended
+from company_agents.adapters.run_writes import APPLIED_EARLIER, ended
+from company_agents.adapters.runner import AgentRun
 from company_agents.db.database import Database
 from company_agents.home import MasterKey
 from company_agents.settings import Settings
@@ -78,7 +79,7 @@ async def test_a_complete_whose_reply_was_lost_counts_as_applied_once(
     run = await _running(engine, db_url, home)
     work, tries = _first_try_breaks(_complete(run))
     try:
-        result = await run._write("mark_complete", work, _ended("succeeded", "complete"))
+        result = await run._write("mark_complete", work, ended("succeeded", "complete"))
     finally:
         await run.db.dispose()
         run.log.close()
@@ -111,7 +112,7 @@ async def test_a_retry_that_finds_the_lease_reaped_is_a_lost_lease(
     # that retry comes back stale, and must not be mistaken for "applied earlier".
     work, tries = _first_try_breaks(_complete(run), first=reaped_meanwhile)
     try:
-        result = await run._write("mark_complete", work, _ended("succeeded", "complete"))
+        result = await run._write("mark_complete", work, ended("succeeded", "complete"))
     finally:
         await run.db.dispose()
         run.log.close()

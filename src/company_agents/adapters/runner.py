@@ -6,11 +6,10 @@ fenced writes. The lease is renewed at 60% of the window while the process lives
 is mapped (complete / failed / crash / timeout / lease_expired / shutdown), and the whole group is
 ended with SIGTERM → grace → SIGKILL so nothing is left behind.
 
-The database may go away in the middle of a run (a restart, a failover). Every write made for the run
-is retried through transient errors for up to one lease window: retrying past the lease's expiry is
-still safe, because each write is fenced (a lease reaped meanwhile makes it come back stale). Reading
-stdout never waits on the database: lines are logged as they come and the events queue up for one
-writer, in order, so an agent's ``complete`` sent during an outage is applied when the database is back.
+The database may go away in the middle of a run (a restart, a failover): every write made for the run
+is retried through it (``run_writes``). Reading stdout never waits on the database: lines are logged as
+they come and the events queue up for one writer, in order, so an agent's ``complete`` sent during an
+outage is applied once the database is back.
 """
 
 from __future__ import annotations
@@ -22,20 +21,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from company_agents import leases
 from company_agents.adapters.config import AdapterConfig, render_command
+from company_agents.adapters.run_writes import Applied, RunWrites, Work, ended, started
 from company_agents.db.database import Database
-from company_agents.db.errors import first_line, is_transient
+from company_agents.db.errors import first_line
 from company_agents.db.retry import OUTAGE, retry_transient
-from company_agents.errors import CompanyAgentsError, StaleFencingToken
+from company_agents.errors import CompanyAgentsError
 from company_agents.home import MasterKey
 from company_agents.secrets_store import resolve_env
 from company_agents.settings import Settings
@@ -53,10 +50,6 @@ log = logging.getLogger(__name__)
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
 # The events that end an attempt: one that cannot be applied must still end it (as a crash).
 ENDING_EVENTS = frozenset({"complete", "failed", "handoff"})
-# What a fenced write returns when an earlier try of it had committed (the reply was lost).
-APPLIED_EARLIER: Any = {"applied_earlier": True}
-
-Applied = Callable[[leases.RunStanding], bool]
 
 
 @dataclass
@@ -137,76 +130,22 @@ class AgentRun:
         self.log = RunLog(run_log_path(settings, claim.run_id))
         self.workspace: Path | None = None
         self.keep = False
+        self.writes = RunWrites(
+            db,
+            claim,
+            window=settings.lease_seconds,
+            note=lambda line: self.log.write("orchestrator", line),
+            on_lost=self._lost_lease,
+        )
+
+    def _lost_lease(self) -> None:
+        self.state.lost_lease = True
 
     # -- fenced writes -------------------------------------------------------------------------
 
-    async def _retry(self, what: str, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
-        """``work`` on a fresh autocommit connection, retried through transient errors for one lease
-        window (past it the lease is gone anyway, unless the database never came back to reap it)."""
-
-        async def once() -> Any:
-            async with self.db.autocommit() as conn:
-                return await work(conn)
-
-        return await retry_transient(once, what=what, backoff=OUTAGE, deadline=self.settings.lease_seconds)
-
-    async def _write(
-        self,
-        what: str,
-        coro_factory: Callable[[AsyncConnection], Awaitable[Any]],
-        applied: Applied | None = None,
-    ) -> Any:
-        """Run one fenced write, retrying transient errors; ``None`` when the lease is lost.
-
-        A try whose COMMIT went through but whose reply was lost is retried and comes back stale; when
-        ``applied`` says the run's standing shows the write took effect, that is success
-        (``APPLIED_EARLIER``), not a lost lease."""
-        tries = 0
-
-        async def counted(conn: AsyncConnection) -> Any:
-            nonlocal tries
-            tries += 1
-            return await coro_factory(conn)
-
-        try:
-            return await self._retry(what, counted)
-        except StaleFencingToken:
-            if tries > 1 and applied is not None and await self._applied_earlier(what, applied):
-                return APPLIED_EARLIER
-            self.log.write("orchestrator", f"{what} rejected: this run no longer holds the task")
-            self.state.lost_lease = True
-            return None
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            self.log.write(
-                "orchestrator",
-                f"{what} failed: the database stayed unavailable for {self.settings.lease_seconds:.0f}s "
-                f"({first_line(exc)}); giving the task up to the reaper",
-            )
-            log.error(
-                "run %s: %s failed, the database stayed unavailable: %s",
-                self.claim.run_id,
-                what,
-                first_line(exc),
-                extra={"action": "run_db_unavailable", "run_id": str(self.claim.run_id)},
-            )
-            self.state.lost_lease = True
-            return None
-
-    async def _applied_earlier(self, what: str, applied: Applied) -> bool:
-        try:
-            standing = await self._retry(
-                f"{what} (check)",
-                lambda c: leases.run_standing(c, self.ident, fencing_token=self.claim.fencing_token),
-            )
-        except Exception as exc:  # cannot tell: the safe answer is that the lease is lost
-            self.log.write("orchestrator", f"could not check whether {what} was applied: {first_line(exc)}")
-            return False
-        if standing is None or not applied(standing):
-            return False
-        self.log.write("orchestrator", f"{what} had been applied before the connection broke")
-        return True
+    async def _write(self, what: str, work: Work, applied: Applied | None = None) -> Any:
+        """One fenced write, retried through outages; ``None`` when the lease is lost (``run_writes``)."""
+        return await self.writes.write(what, work, applied)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -270,7 +209,7 @@ class AgentRun:
             lambda c: leases.start(
                 c, self.ident, fencing_token=self.claim.fencing_token, workspace_path=str(self.workspace)
             ),
-            applied=lambda s: s.holds_lease and s.task_status == "running",
+            applied=started,
         )
         if self.state.lost_lease:
             return
@@ -472,7 +411,7 @@ class AgentRun:
                     output=event.get("output"),
                     reasoning=str(event.get("reasoning", "")),
                 ),
-                _ended("succeeded", "complete"),
+                ended("succeeded", "complete"),
             )
             if row is not None:
                 self.state.outcome = "complete"
@@ -486,7 +425,7 @@ class AgentRun:
                 lambda c: leases.handoff(
                     c, self.ident, fencing_token=fence, reason=str(event.get("reason") or "")
                 ),
-                _ended("handed_off", "handoff"),
+                ended("handed_off", "handoff"),
             )
             if row is not None:
                 self.state.outcome = "handoff"
@@ -504,7 +443,7 @@ class AgentRun:
                 exit_reason=exit_reason,
                 exit_code=self.state.exit_code,
             ),
-            _ended("failed", exit_reason),
+            ended("failed", exit_reason),
         )
 
     async def _finish(self) -> None:
@@ -516,7 +455,7 @@ class AgentRun:
                     lambda c: leases.release(
                         c, self.ident, fencing_token=self.claim.fencing_token, reason="orchestrator shut down"
                     ),
-                    _ended("cancelled", "shutdown"),
+                    ended("cancelled", "shutdown"),
                 )
             elif state.unapplied is not None:
                 await self._end_attempt(state.unapplied, "crash")
@@ -535,14 +474,9 @@ class AgentRun:
         if state.outcome == "complete" and self.workspace is not None and not self.keep:
             remove_workspace(self.workspace)
             try:
-                await self._retry("mark_deleted", lambda c: mark_deleted(c, self.claim.run_id))
+                await self.writes.retry("mark_deleted", lambda c: mark_deleted(c, self.claim.run_id))
             except Exception as exc:  # bookkeeping only: the run's outcome is already recorded
                 self._report_error("mark_deleted", exc)
-
-
-def _ended(run_status: str, exit_reason: str) -> Applied:
-    """The run's standing once an ending write took effect (the reaper's ending has another reason)."""
-    return lambda s: s.run_status == run_status and s.exit_reason == exit_reason
 
 
 def _str(value: Any) -> str | None:
