@@ -410,6 +410,34 @@ async def lease_is_current(conn: AsyncConnection, ident: RunIdentity, *, fencing
     return row is not None
 
 
+# Where one run stands, for telling "my retried write had already committed" from "I lost the lease"
+# when a write retried after a broken connection comes back stale.
+RUN_STANDING_SQL: LiteralString = """
+SELECT r.status AS run_status, r.exit_reason, t.status AS task_status,
+       EXISTS (SELECT 1 FROM leases l
+               WHERE l.task_id = t.id AND l.fencing_token = %(fencing_token)s
+                 AND l.token_hash = %(token_hash)s) AS holds_lease
+FROM runs r JOIN tasks t ON t.id = r.task_id AND t.fencing_token = %(fencing_token)s
+WHERE r.id = %(run_id)s
+"""
+
+
+@dataclass(frozen=True)
+class RunStanding:
+    run_status: str
+    exit_reason: str | None
+    task_status: str
+    holds_lease: bool
+
+
+async def run_standing(
+    conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int
+) -> RunStanding | None:
+    """The run's status and whether it holds its lease; None when the task's fence has moved on."""
+    row = await _one(conn, RUN_STANDING_SQL, _params(ident, fencing_token))
+    return RunStanding(**row) if row is not None else None
+
+
 def stale_error(ident: RunIdentity, fencing_token: int, tool: str) -> StaleFencingToken:
     return StaleFencingToken(
         f"{tool} rejected: fencing token {fencing_token} is stale for task {ident.task_id}",

@@ -5,6 +5,11 @@ variables. Its output streams to the run log; the json-lines protocol turns its 
 fenced writes. The lease is renewed at 60% of the window while the process lives. On exit the outcome
 is mapped (complete / failed / crash / timeout / lease_expired / shutdown), and the whole group is
 ended with SIGTERM → grace → SIGKILL so nothing is left behind.
+
+The database may go away in the middle of a run (a restart, a failover): every write made for the run
+is retried through it (``run_writes``). Reading stdout never waits on the database: lines are logged as
+they come and the events queue up for one writer, in order, so an agent's ``complete`` sent during an
+outage is applied once the database is back.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from typing import Any, TextIO
 
 from company_agents import leases, orphans
 from company_agents.adapters.config import AdapterConfig, render_command
+from company_agents.adapters.run_writes import Applied, RunWrites, Work, ended, started
 from company_agents.db.database import Database
-from company_agents.errors import CompanyAgentsError, StaleFencingToken
+from company_agents.db.errors import first_line
+from company_agents.db.retry import OUTAGE, retry_transient
+from company_agents.errors import CompanyAgentsError
 from company_agents.master_key import MasterKey
 from company_agents.secrets_store import resolve_env
 from company_agents.settings import Settings
@@ -40,6 +48,8 @@ from company_agents.workspaces import (
 log = logging.getLogger(__name__)
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# The events that end an attempt: one that cannot be applied must still end it (as a crash).
+ENDING_EVENTS = frozenset({"complete", "failed", "handoff"})
 
 
 @dataclass
@@ -53,6 +63,8 @@ class RunState:
     exit_code: int | None = None
     checkpoints: int = 0
     notes: list[str] = field(default_factory=list)
+    # Why an ending event from the agent could not be applied (a non-transient database error).
+    unapplied: str | None = None
 
 
 class RunLog:
@@ -118,18 +130,22 @@ class AgentRun:
         self.log = RunLog(run_log_path(settings, claim.run_id))
         self.workspace: Path | None = None
         self.keep = False
+        self.writes = RunWrites(
+            db,
+            claim,
+            window=settings.lease_seconds,
+            note=lambda line: self.log.write("orchestrator", line),
+            on_lost=self._lost_lease,
+        )
+
+    def _lost_lease(self) -> None:
+        self.state.lost_lease = True
 
     # -- fenced writes -------------------------------------------------------------------------
 
-    async def _write(self, what: str, coro_factory: Any) -> Any:
-        """Run one fenced write in autocommit; a stale token means the lease is lost."""
-        try:
-            async with self.db.autocommit() as conn:
-                return await coro_factory(conn)
-        except StaleFencingToken:
-            self.log.write("orchestrator", f"{what} rejected: this run no longer holds the task")
-            self.state.lost_lease = True
-            return None
+    async def _write(self, what: str, work: Work, applied: Applied | None = None) -> Any:
+        """One fenced write, retried through outages; ``None`` when the lease is lost (``run_writes``)."""
+        return await self.writes.write(what, work, applied)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -140,23 +156,33 @@ class AgentRun:
             log.exception("run %s failed in the orchestrator", self.claim.run_id)
             self.log.write("orchestrator", f"orchestrator error: {type(exc).__name__}: {exc}")
             if self.state.outcome is None and not self.state.lost_lease:
-                await self._end_attempt(f"orchestrator error: {type(exc).__name__}", "crash")
+                try:
+                    await self._end_attempt(f"orchestrator error: {type(exc).__name__}", "crash")
+                except Exception as end_exc:  # the lease expires and the reaper ends the attempt
+                    self._report_error("mark_failed", end_exc)
         finally:
             self.log.close()
         return self.state
 
     async def _execute(self) -> None:
         workspace = asyncio.create_task(init_workspace(self.settings, self.claim.run_id))
-        async with self.db.engine.begin() as conn:
-            ctx = await load_context(conn, self.claim)
-            # Secrets named in the agent's record are decrypted here, at the moment of use, and live
-            # only in the child's environment (never in logs, rows or this process's settings).
-            secret_env = await resolve_env(
-                conn,
-                self.master_key,
-                self.claim.company_id,
-                dict(ctx.agent["adapter_config"].get("env") or {}),
-            )
+
+        async def read_context() -> tuple[Any, dict[str, str]]:
+            async with self.db.engine.begin() as conn:
+                ctx = await load_context(conn, self.claim)
+                # Secrets named in the agent's record are decrypted here, at the moment of use, and
+                # live only in the child's environment (never in logs, rows or this process's settings).
+                secret_env = await resolve_env(
+                    conn,
+                    self.master_key,
+                    self.claim.company_id,
+                    dict(ctx.agent["adapter_config"].get("env") or {}),
+                )
+            return ctx, secret_env
+
+        ctx, secret_env = await retry_transient(
+            read_context, what="load_context", backoff=OUTAGE, deadline=self.settings.lease_seconds
+        )
         self.keep = bool(ctx.task["keep_workspace"])
         self.workspace = await workspace
         write_context(self.settings, self.workspace, ctx)
@@ -183,6 +209,7 @@ class AgentRun:
             lambda c: leases.start(
                 c, self.ident, fencing_token=self.claim.fencing_token, workspace_path=str(self.workspace)
             ),
+            applied=started,
         )
         if self.state.lost_lease:
             return
@@ -221,9 +248,11 @@ class AgentRun:
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
         pgid = proc.pid
         assert proc.stdout is not None and proc.stderr is not None
+        events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         readers = [
-            asyncio.create_task(self._read_stdout(proc)),
+            asyncio.create_task(self._read_stdout(proc, events)),
             asyncio.create_task(self._read_stream(proc.stderr, "stderr")),
+            asyncio.create_task(self._apply_events(events)),
         ]
         renewer = asyncio.create_task(self._renew_loop())
         waiter = asyncio.create_task(proc.wait())
@@ -290,15 +319,19 @@ class AgentRun:
         interval = self.settings.lease_seconds * 0.6
         while True:
             await asyncio.sleep(interval)
-            result = await self._write(
-                "renew_lease",
-                lambda c: leases.renew(
-                    c,
-                    self.ident,
-                    fencing_token=self.claim.fencing_token,
-                    lease_seconds=self.settings.lease_seconds,
-                ),
-            )
+            try:
+                result = await self._write(
+                    "renew_lease",
+                    lambda c: leases.renew(
+                        c,
+                        self.ident,
+                        fencing_token=self.claim.fencing_token,
+                        lease_seconds=self.settings.lease_seconds,
+                    ),
+                )
+            except Exception as exc:  # not transient, yet the next renewal may succeed: keep renewing
+                self._report_error("renew_lease", exc)
+                continue
             if result is None:
                 return
 
@@ -306,22 +339,49 @@ class AgentRun:
         async for raw in stream:
             self.log.write(name, raw.decode(errors="replace"))
 
-    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_stdout(
+        self, proc: asyncio.subprocess.Process, events: asyncio.Queue[dict[str, Any] | None]
+    ) -> None:
+        """Log every line at once and queue the events; never waits on the database."""
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            if not line:
-                continue
-            self.log.write("stdout", line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("type"), str):
+        try:
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").strip()
+                if not line:
+                    continue
+                self.log.write("stdout", line)
                 try:
-                    await self._handle(event)
-                except CompanyAgentsError as exc:
-                    self.log.write("orchestrator", f"event {event.get('type')} refused: {exc.message}")
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(event, dict) and isinstance(event.get("type"), str):
+                    events.put_nowait(event)
+        finally:
+            events.put_nowait(None)
+
+    async def _apply_events(self, events: asyncio.Queue[dict[str, Any] | None]) -> None:
+        """Apply the agent's events in order; one that fails is reported, and the next still runs."""
+        while (event := await events.get()) is not None:
+            kind = str(event["type"])
+            try:
+                await self._handle(event)
+            except CompanyAgentsError as exc:
+                self.log.write("orchestrator", f"event {kind} refused: {exc.message}")
+            except Exception as exc:
+                self._report_error(f"event {kind}", exc)
+                if kind in ENDING_EVENTS and self.state.outcome is None:
+                    self.state.unapplied = f"the agent's {kind} could not be applied: {first_line(exc)}"
+
+    def _report_error(self, what: str, exc: Exception) -> None:
+        """An unexpected error, in the run log and the orchestrator log (with its traceback)."""
+        self.log.write("orchestrator", f"{what} failed: {type(exc).__name__}: {first_line(exc)}")
+        log.error(
+            "run %s: %s failed",
+            self.claim.run_id,
+            what,
+            exc_info=exc,
+            extra={"action": "run_write_error", "run_id": str(self.claim.run_id)},
+        )
 
     async def _handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -363,6 +423,7 @@ class AgentRun:
                     output=event.get("output"),
                     reasoning=str(event.get("reasoning", "")),
                 ),
+                ended("succeeded", "complete"),
             )
             if row is not None:
                 self.state.outcome = "complete"
@@ -376,6 +437,7 @@ class AgentRun:
                 lambda c: leases.handoff(
                     c, self.ident, fencing_token=fence, reason=str(event.get("reason") or "")
                 ),
+                ended("handed_off", "handoff"),
             )
             if row is not None:
                 self.state.outcome = "handoff"
@@ -394,6 +456,7 @@ class AgentRun:
                 exit_code=self.state.exit_code,
                 backoff=leases.RetryBackoff.from_settings(self.settings),
             ),
+            ended("failed", exit_reason),
         )
 
     async def _finish(self) -> None:
@@ -405,7 +468,10 @@ class AgentRun:
                     lambda c: leases.release(
                         c, self.ident, fencing_token=self.claim.fencing_token, reason="orchestrator shut down"
                     ),
+                    ended("cancelled", "shutdown"),
                 )
+            elif state.unapplied is not None:
+                await self._end_attempt(state.unapplied, "crash")
             elif state.timed_out:
                 await self._end_attempt(f"timed out after {self.timeout:.0f}s", "timeout")
             elif state.exit_code == 0:
@@ -420,8 +486,10 @@ class AgentRun:
                 await self._end_attempt(f"the agent crashed ({why})", "crash")
         if state.outcome == "complete" and self.workspace is not None and not self.keep:
             remove_workspace(self.workspace)
-            async with self.db.autocommit() as conn:
-                await mark_deleted(conn, self.claim.run_id)
+            try:
+                await self.writes.retry("mark_deleted", lambda c: mark_deleted(c, self.claim.run_id))
+            except Exception as exc:  # bookkeeping only: the run's outcome is already recorded
+                self._report_error("mark_deleted", exc)
 
 
 def _str(value: Any) -> str | None:

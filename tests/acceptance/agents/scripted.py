@@ -9,6 +9,9 @@ orphan       on attempt 1 start a writer that escapes the agent's process group 
              $ORPHAN_GO, calls mark_complete over HTTP with the lease token and writes the HTTP status to
              $ORPHAN_GO.status; later attempts complete
 wait_stop    wait for a shutdown line on stdin, then exit 0 without completing
+wait_go      report progress, wait for the file named in $GO_FILE, then complete (progress, cost, complete)
+bad_cost     report a cost the database refuses (an amount that is not a number), then complete
+bad_complete complete with an output the database refuses (a NUL character in JSON), then exit 0
 """
 
 from __future__ import annotations
@@ -91,6 +94,21 @@ def main() -> None:
         Path("orphan_pid").write_text(str(writer.pid))
         emit(type="progress", message="waiting for go")
         time.sleep(600)
+        return
+    if mode == "wait_go":
+        emit(type="progress", message="waiting for go")
+        go = Path(os.environ["GO_FILE"])
+        while not go.exists():
+            time.sleep(0.05)
+        complete(task)
+        return
+    if mode == "bad_cost":
+        emit(type="cost", model="test-model", inputTokens=1, outputTokens=1, usd="a lot")
+        complete(task)
+        return
+    if mode == "bad_complete":
+        emit(type="complete", output={"text": "nul \u0000 here"}, reasoning="scripted")
+        return
     if mode == "wait_stop":
         emit(type="progress", message="waiting for shutdown")
         for line in sys.stdin:
