@@ -35,13 +35,15 @@ import logging
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, LiteralString
 
 from sqlalchemy import Label, LargeBinary, func, insert, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from company_agents import crypto
-from company_agents.db.database import Database
+from company_agents.audit_anchor import Anchor, next_anchor, write_anchor
+from company_agents.db.database import ORCHESTRATOR_APP_NAME, Database
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.home import MasterKey
 
@@ -64,6 +66,14 @@ RUNNING_VXIDS_SQL: LiteralString = (
     "AND l.pid <> pg_backend_pid() "
     "AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
+# One round trip for a CLI command to decide whether to seal: events newer than the chain head, and no
+# orchestrator (``up``, whose sealer runs every second) connected to this database.
+SEAL_PASS_NEEDED_SQL: LiteralString = (
+    "SELECT " + LAST_ASSIGNED_ID_SQL.removeprefix("SELECT ") + " > coalesce(("
+    "SELECT last_event_id FROM audit_seals ORDER BY id DESC LIMIT 1), 0) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name = '" + ORCHESTRATOR_APP_NAME + "' AND pid <> pg_backend_pid())"
+)
 STILL_RUNNING_SQL: LiteralString = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND granted "
     "AND mode = 'ExclusiveLock' AND virtualxid = ANY(:vxids)"
@@ -78,12 +88,14 @@ STILL_RUNNING_SQL: LiteralString = (
 # with microseconds], UTF-8: jsonb's text form is normalised (object keys sorted, shorter first, then
 # bytewise; no duplicate keys; numbers as stored; fixed ", " and ": " separators) and has been stable
 # since PostgreSQL 9.4. Functions are schema-qualified so a search_path cannot shadow them.
-EVENT_DIGEST_SQL: LiteralString = (
-    "pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array("
+# The per-event MAC (migration 0006's trigger, audit_mac) is taken over the same encoding.
+EVENT_CANONICAL_SQL: LiteralString = (
+    "pg_catalog.convert_to(pg_catalog.jsonb_build_array("
     "id, company_id, actor, action, subject_type, subject_id, payload, "
     "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-    ")::text, 'UTF8'))"
+    ")::text, 'UTF8')"
 )
+EVENT_DIGEST_SQL: LiteralString = "pg_catalog.sha256(" + EVENT_CANONICAL_SQL + ")"
 event_digest: Label[bytes] = literal_column(EVENT_DIGEST_SQL, LargeBinary).label("digest")
 
 EVENT_COLUMNS = (
@@ -274,16 +286,48 @@ async def seal_tick(
     return sealed, await take_watermark(conn)
 
 
-async def run_sealer(db: Database, master_key: MasterKey, stop: asyncio.Event, interval: float = 1.0) -> None:
+async def seal_pass(
+    engine: AsyncEngine, master_key: MasterKey, *, anchor: Path | None = None, settle_timeout: float = 1.0
+) -> int:
+    """Seal what is pending when no sealer is running: what a CLI command does after it wrote events.
+
+    Costs one query when there is nothing to seal or an orchestrator (whose sealer will) is connected.
+    Gives up quietly when another sealer holds the lock or a transaction does not end within
+    ``settle_timeout``: the events keep their MACs, and the next pass seals them. Advances ``anchor``.
+    """
+    async with engine.begin() as conn:
+        if not (await conn.execute(text(SEAL_PASS_NEEDED_SQL))).scalar_one():
+            return 0
+        sealed = await seal_pending(conn, master_key, settle_timeout=settle_timeout)
+        moved = await next_anchor(conn, anchor) if sealed and anchor is not None else None
+    if moved is not None and anchor is not None:
+        write_anchor(anchor, moved)
+    return sealed
+
+
+async def run_sealer(
+    db: Database,
+    master_key: MasterKey,
+    stop: asyncio.Event,
+    interval: float = 1.0,
+    *,
+    anchor: Path | None = None,
+) -> None:
     """Seal new audit events every ``interval`` seconds until ``stop`` is set (one task in ``up``).
 
-    Each tick is its own short transaction; errors are logged and retried on the next tick.
+    Each tick is its own short transaction; errors are logged and retried on the next tick. After a
+    tick that sealed, the new head is recorded in ``anchor`` (``audit_anchor``) once committed.
     """
     pending: Watermark | None = None
     while not stop.is_set():
         try:
+            moved: Anchor | None = None
             async with db.engine.begin() as conn:
                 sealed, pending = await seal_tick(conn, master_key, pending)
+                if sealed and anchor is not None:
+                    moved = await next_anchor(conn, anchor)
+            if moved is not None and anchor is not None:
+                write_anchor(anchor, moved)
             if sealed:
                 log.debug(
                     "sealed %d audit events", sealed, extra={"action": "audit_sealed", "events": sealed}

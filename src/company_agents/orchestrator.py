@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
+from company_agents.audit_anchor import anchor_path
 from company_agents.audit_seal import run_sealer
 from company_agents.backup.schedule import run_scheduled_backups
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
@@ -76,7 +77,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         run_reaper(inst.db, interval=settings.reaper_interval_seconds, stop=stop),
         scheduler.run(),
         run_housekeeping(settings, inst.db, stop=stop),
-        run_sealer(inst.db, inst.master_key, stop),
+        run_sealer(inst.db, inst.master_key, stop, anchor=anchor_path(settings)),
         run_scheduled_backups(settings, inst.db, stop),
     ]
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(s.serve()) for s in servers]
