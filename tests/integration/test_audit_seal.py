@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from company_agents import audit, companies
+from company_agents import audit, audit_mac, companies
 from company_agents.audit_seal import Watermark, seal_pending, seal_tick
 from company_agents.audit_verify import verify_trail
 from company_agents.db.database import libpq_url, sqlalchemy_url
@@ -22,15 +22,20 @@ from company_agents.home import MasterKey
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_async_engine(sqlalchemy_url(db_url), poolclass=NullPool)
-    yield eng
-    await eng.dispose()
+def key() -> MasterKey:
+    return MasterKey(os.urandom(32), "test")
 
 
 @pytest.fixture
-def key() -> MasterKey:
-    return MasterKey(os.urandom(32), "test")
+async def engine(db_url: str, key: MasterKey) -> AsyncIterator[AsyncEngine]:
+    """Sessions holding the MAC key, as every writer of ours does (``audit_mac``)."""
+    eng = create_async_engine(
+        sqlalchemy_url(db_url),
+        poolclass=NullPool,
+        connect_args={"options": audit_mac.session_options(key, db_url)},
+    )
+    yield eng
+    await eng.dispose()
 
 
 async def add_events(engine: AsyncEngine, n: int, company_id: UUID | None = None) -> list[int]:
