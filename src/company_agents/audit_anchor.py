@@ -20,16 +20,16 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents.db.schema import audit_seals
+from company_agents.db.schema import audit_events, audit_seals
 from company_agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,20 @@ class Anchor:
     last_event_id: int
     key_id: str
     at: str
+    # The first event that carried a MAC, once this home has seen one sealed: from there on, every
+    # event must carry a valid MAC (a seal alone no longer vouches for it), and the sealer leaves out
+    # events without one. Kept here, outside the database, so stripping MACs cannot move it.
+    macs_from: int | None = None
 
     @classmethod
-    def from_seal(cls, seal: Mapping[Any, Any]) -> Anchor:
+    def from_seal(cls, seal: Mapping[Any, Any], *, macs_from: int | None = None) -> Anchor:
         return cls(
             seal_id=int(seal["id"]),
             seal_hash=str(seal["seal_hash"]),
             last_event_id=int(seal["last_event_id"]),
             key_id=str(seal["key_id"]),
             at=datetime.now(UTC).isoformat(timespec="seconds"),
+            macs_from=macs_from,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +73,7 @@ class Anchor:
             "lastEventId": self.last_event_id,
             "keyId": self.key_id,
             "at": self.at,
+            "macsFrom": self.macs_from,
         }
 
     @classmethod
@@ -81,6 +87,7 @@ class Anchor:
                 last_event_id=int(raw["lastEventId"]),
                 key_id=str(raw["keyId"]),
                 at=str(raw["at"]),
+                macs_from=None if raw.get("macsFrom") is None else int(raw["macsFrom"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed audit anchor ({exc})") from None
@@ -102,6 +109,17 @@ def read_anchor(path: Path) -> Anchor | None:
         return Anchor.from_dict(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not JSON ({exc})") from None
+
+
+def anchored_macs_from(path: Path | None) -> int | None:
+    """The anchor's ``macs_from`` (None without an anchor, or an unreadable one)."""
+    if path is None:
+        return None
+    try:
+        anchor = read_anchor(path)
+    except ValueError:
+        return None
+    return None if anchor is None else anchor.macs_from
 
 
 @contextlib.contextmanager
@@ -133,7 +151,7 @@ def _replace(path: Path, anchor: Anchor) -> None:
 def write_anchor(path: Path, anchor: Anchor, *, force: bool = False) -> bool:
     """Record ``anchor`` if it is newer than the one at ``path`` (or always, with ``force``: a restore).
 
-    Returns whether the file changed.
+    Once set, ``macs_from`` never changes (except by ``force``). Returns whether the file changed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
@@ -142,8 +160,14 @@ def write_anchor(path: Path, anchor: Anchor, *, force: bool = False) -> bool:
                 current = read_anchor(path)
             except ValueError:
                 current = None  # unreadable: replaced by a good one
-            if current is not None and current.seal_id >= anchor.seal_id:
-                return False
+            if current is not None:
+                if current.macs_from is not None:
+                    anchor = replace(anchor, macs_from=current.macs_from)
+                newer = anchor.seal_id > current.seal_id
+                if not newer and not (current.macs_from is None and anchor.macs_from is not None):
+                    return False
+                if not newer:
+                    anchor = replace(current, macs_from=anchor.macs_from)
         _replace(path, anchor)
     return True
 
@@ -186,9 +210,25 @@ async def next_anchor(conn: AsyncConnection, path: Path) -> Anchor | None:
                 extra={"action": "audit_anchor_mismatch", "seal_id": current.seal_id},
             )
             return None
-        if current.seal_id == head_id:
+        if current.seal_id == head_id and current.macs_from is not None:
             return None
-    return Anchor.from_seal(head)
+    macs_from = current.macs_from if current is not None else None
+    if macs_from is None:
+        # The first MAC'd event among those sealed since the anchor (a range scan on the primary key).
+        since = current.last_event_id if current is not None else 0
+        found_id = (
+            await conn.execute(
+                select(func.min(audit_events.c.id)).where(
+                    audit_events.c.id > since,
+                    audit_events.c.id <= int(head["last_event_id"]),
+                    audit_events.c.mac.is_not(None),
+                )
+            )
+        ).scalar_one()
+        macs_from = None if found_id is None else int(found_id)
+        if current is not None and current.seal_id == head_id and macs_from is None:
+            return None
+    return Anchor.from_seal(head, macs_from=macs_from)
 
 
 def snapshot_anchor(conn: psycopg.Connection[Any]) -> Anchor | None:

@@ -49,7 +49,8 @@ def session_options(master_key: MasterKey, url: str | None = None) -> str:
     """
     existing: str | None = None
     if url:
-        existing = conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1)).get("options")
+        value = conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1)).get("options")
+        existing = None if value is None else str(value)
     if existing is None:
         existing = os.environ.get("PGOPTIONS")
     ours = f"-c {SETTING}={session_value(master_key)}"

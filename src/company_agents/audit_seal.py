@@ -42,7 +42,7 @@ from sqlalchemy import Label, LargeBinary, func, insert, literal_column, select,
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from company_agents import crypto
-from company_agents.audit_anchor import Anchor, next_anchor, write_anchor
+from company_agents.audit_anchor import Anchor, anchored_macs_from, next_anchor, write_anchor
 from company_agents.db.database import ORCHESTRATOR_APP_NAME, Database
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.home import MasterKey
@@ -217,11 +217,15 @@ def build_seal(
     return fields
 
 
-async def seal_up_to(conn: AsyncConnection, master_key: MasterKey, last_id: int) -> int:
+async def seal_up_to(
+    conn: AsyncConnection, master_key: MasterKey, last_id: int, *, macs_from: int | None = None
+) -> int:
     """Seal every event after the chain head up to ``last_id`` (which must be settled).
 
     Takes the sealer lock on ``conn``'s transaction; returns the number of events sealed (0 when
-    another sealer holds the lock).
+    another sealer holds the lock). Once events carry MACs (from ``macs_from``, the anchor's, or from
+    the first MAC'd event met), an event without one is left out: a seal never vouches for an event
+    that a session without the key wrote. ``audit verify`` then names it.
     """
     locked = (await conn.execute(select(func.pg_try_advisory_xact_lock(SEALER_LOCK)))).scalar_one()
     if not locked:
@@ -229,28 +233,56 @@ async def seal_up_to(conn: AsyncConnection, master_key: MasterKey, last_id: int)
     head = await chain_head(conn)
     after = int(head["last_event_id"]) if head else 0
     prev_hash: str | None = head["seal_hash"] if head else None
+    started = bool(
+        (
+            await conn.execute(
+                select(audit_events.c.mac.is_not(None))
+                .where(audit_events.c.id <= after)
+                .order_by(audit_events.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+    )
     sealed = 0
     while after < last_id:
-        events = [
-            (int(r.id), bytes(r.digest))
-            for r in await conn.execute(
-                select(audit_events.c.id, event_digest)
+        rows = (
+            await conn.execute(
+                select(audit_events.c.id, event_digest, audit_events.c.mac.is_not(None).label("has_mac"))
                 .where(audit_events.c.id > after, audit_events.c.id <= last_id)
                 .order_by(audit_events.c.id)
                 .limit(MAX_SEAL_EVENTS)
             )
-        ]
-        if not events:
+        ).all()
+        if not rows:
             break
+        events: list[tuple[int, bytes]] = []
+        for r in rows:
+            started = started or bool(r.has_mac) or (macs_from is not None and int(r.id) >= macs_from)
+            if started and not r.has_mac:
+                log.warning(
+                    "audit event %d has no MAC: left out of the seal",
+                    r.id,
+                    extra={"action": "audit_event_unproven", "event_id": int(r.id)},
+                )
+                continue
+            events.append((int(r.id), bytes(r.digest)))
+        if not events:
+            after = int(rows[-1].id)
+            continue
         row = build_seal(events, prev_hash, master_key)
         await conn.execute(insert(audit_seals).values(**row))
         sealed += len(events)
-        after, prev_hash = row["last_event_id"], row["seal_hash"]
+        after, prev_hash = int(rows[-1].id), row["seal_hash"]
     return sealed
 
 
 async def seal_pending(
-    conn: AsyncConnection, master_key: MasterKey, *, settle_timeout: float = 10.0, poll: float = 0.02
+    conn: AsyncConnection,
+    master_key: MasterKey,
+    *,
+    settle_timeout: float = 10.0,
+    poll: float = 0.02,
+    macs_from: int | None = None,
 ) -> int:
     """Seal everything committed so far, waiting (up to ``settle_timeout``) for running transactions.
 
@@ -267,11 +299,11 @@ async def seal_pending(
         if loop.time() >= deadline:
             return 0
         await asyncio.sleep(poll)
-    return await seal_up_to(conn, master_key, watermark.last_id)
+    return await seal_up_to(conn, master_key, watermark.last_id, macs_from=macs_from)
 
 
 async def seal_tick(
-    conn: AsyncConnection, master_key: MasterKey, pending: Watermark | None
+    conn: AsyncConnection, master_key: MasterKey, pending: Watermark | None, *, macs_from: int | None = None
 ) -> tuple[int, Watermark]:
     """One step of the loop: seal up to ``pending`` if it has settled; return the next watermark.
 
@@ -282,7 +314,7 @@ async def seal_tick(
     if pending is not None:
         if not await watermark_settled(conn, pending):
             return 0, pending
-        sealed = await seal_up_to(conn, master_key, pending.last_id)
+        sealed = await seal_up_to(conn, master_key, pending.last_id, macs_from=macs_from)
     return sealed, await take_watermark(conn)
 
 
@@ -298,7 +330,9 @@ async def seal_pass(
     async with engine.begin() as conn:
         if not (await conn.execute(text(SEAL_PASS_NEEDED_SQL))).scalar_one():
             return 0
-        sealed = await seal_pending(conn, master_key, settle_timeout=settle_timeout)
+        sealed = await seal_pending(
+            conn, master_key, settle_timeout=settle_timeout, macs_from=anchored_macs_from(anchor)
+        )
         moved = await next_anchor(conn, anchor) if sealed and anchor is not None else None
     if moved is not None and anchor is not None:
         write_anchor(anchor, moved)
@@ -323,7 +357,9 @@ async def run_sealer(
         try:
             moved: Anchor | None = None
             async with db.engine.begin() as conn:
-                sealed, pending = await seal_tick(conn, master_key, pending)
+                sealed, pending = await seal_tick(
+                    conn, master_key, pending, macs_from=anchored_macs_from(anchor)
+                )
                 if sealed and anchor is not None:
                     moved = await next_anchor(conn, anchor)
             if moved is not None and anchor is not None:

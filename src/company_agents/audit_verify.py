@@ -83,6 +83,7 @@ class VerifyReport:
     key_ids: list[str] = field(default_factory=list)
     anchor: dict[str, Any] | None = None
     head_seal: dict[str, Any] | None = field(default=None, repr=False)
+    first_mac_id: int | None = field(default=None, repr=False)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -238,6 +239,7 @@ async def verify_trail(
     roots = {int(s["id"]): s["events_hash"].split(":")[1] for s in seals if s["events_hash"].count(":") == 2}
     hashers: dict[int, EventsHasher] = {}
     first_unproven: tuple[int, str, UUID | None] | None = None
+    macs_from = anchor.macs_from if anchor is not None else None
 
     def deleted(missing: _Expected) -> Problem:
         return Problem(
@@ -298,7 +300,8 @@ async def verify_trail(
                     Problem(
                         "event_inserted",
                         f"{what} was inserted after the fact: its id is inside the sealed part of the "
-                        "trail but no seal covers it",
+                        "trail but no seal covers it"
+                        + (" (it carries no MAC: the sealer left it out)" if row["mac"] is None else ""),
                         event_id=event_id,
                         company_id=company,
                         position=(event_id, 1),
@@ -321,7 +324,9 @@ async def verify_trail(
             continue
         if mac_ok:
             report.mac_verified += 1
-        if in_seal:
+            if report.first_mac_id is None:
+                report.first_mac_id = event_id
+        if in_seal and (mac_ok or macs_from is None or event_id < macs_from):
             report.sealed_events += 1
         elif mac_ok:
             report.unsealed_mac_verified += 1
@@ -336,9 +341,10 @@ async def verify_trail(
         problems.append(
             Problem(
                 "events_unproven",
-                f"{report.unproven} {plural} cannot be proven, first event {first_id} ({action}): no seal "
-                "covers them and they carry no MAC a known master key checks (written by a session "
-                "without the key, or forged)",
+                f"{report.unproven} {plural} cannot be proven, first event {first_id} ({action}): they "
+                "carry no MAC a known master key checks (written by a session without the key, or "
+                "forged, or stripped) and no seal covers them, or they come after the first MAC'd event "
+                "the anchor records",
                 event_id=first_id,
                 company_id=company,
                 position=(first_id, 1),

@@ -142,16 +142,16 @@ async def test_a_changed_mac_of_a_sealed_event_is_named(
 async def test_an_event_without_a_mac_is_unproven_and_counted(
     engine: AsyncEngine, keyless: AsyncEngine, key: MasterKey
 ) -> None:
+    # The trail of an upgraded instance: events from before the MACs, then events with one.
+    old = await add(keyless, 2, action="task.completed")
     await add(engine, 2)
-    stray = await add(keyless, 2, action="task.completed")
     rep = await report(engine, key)
     assert not rep.ok and rep.unproven == 2 and rep.mac_verified == 2
     assert rep.first_problem is not None and rep.first_problem.kind == "events_unproven"
-    assert rep.first_problem.event_id == stray[0]
-    assert "2 events" in rep.first_problem.message and f"event {stray[0]}" in rep.first_problem.message
-    # Once a seal covers them (the trail of an upgraded instance: events from before the MACs), they
-    # are proven by the seal.
-    await seal(engine, key)
+    assert rep.first_problem.event_id == old[0]
+    assert "2 events" in rep.first_problem.message and f"event {old[0]}" in rep.first_problem.message
+    # Once a seal covers them, the events from before the MACs are proven by it.
+    assert await seal(engine, key) == 4
     rep = await report(engine, key)
     assert rep.ok and rep.unproven == 0 and rep.sealed_events == 4
 
@@ -250,3 +250,35 @@ def test_anchor_only_moves_forward(tmp_path: Path) -> None:
     assert audit_anchor.write_anchor(path, first)
     assert not audit_anchor.write_anchor(path, older)
     assert audit_anchor.read_anchor(path) == first
+
+
+async def test_the_sealer_never_vouches_for_an_event_without_a_mac(
+    engine: AsyncEngine, keyless: AsyncEngine, key: MasterKey
+) -> None:
+    await add(engine, 2)
+    await seal(engine, key)
+    stray = await add(keyless, 1, action="task.completed")
+    after = await add(engine, 1)
+    assert await seal(engine, key) == 1  # the stray event is left out, the next one sealed
+    rep = await report(engine, key)
+    assert [(p.kind, p.event_id) for p in rep.problems] == [("event_inserted", stray[0])]
+    assert "no MAC" in rep.problems[0].message and rep.sealed_through == after[0]
+
+
+async def test_stripped_macs_are_caught_once_the_anchor_records_where_macs_begin(
+    engine: AsyncEngine, key: MasterKey, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit-anchor.json"
+    ids = await add(engine, 3)
+    async with engine.begin() as conn:
+        assert await seal_pending(conn, key) == 3
+        moved = await audit_anchor.next_anchor(conn, path)
+    assert moved is not None and moved.macs_from == ids[0]
+    assert audit_anchor.write_anchor(path, moved)
+    # Stripping every MAC makes the trail look like one from before the MACs, which seals alone prove...
+    tamper(db_url, "UPDATE audit_events SET mac = NULL, mac_key_id = NULL")
+    assert (await report(engine, key)).ok
+    # ...but the anchor, outside the database, says MACs began at the first event.
+    rep = await report(engine, key, anchor=audit_anchor.read_anchor(path))
+    assert not rep.ok and rep.unproven == 3 and rep.first_problem is not None
+    assert rep.first_problem.kind == "events_unproven" and rep.first_problem.event_id == ids[0]

@@ -191,7 +191,13 @@ def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
         report.problems.insert(0, unreadable)
     if report.ok and report.head_seal is not None:
         # What this home has now seen verified becomes its anchor (it only ever moves forward).
-        write_anchor(anchor_path(settings), Anchor.from_seal(report.head_seal))
+        first_mac = report.first_mac_id
+        macs_from = (
+            first_mac
+            if first_mac is not None and first_mac <= int(report.head_seal["last_event_id"])
+            else None
+        )
+        write_anchor(anchor_path(settings), Anchor.from_seal(report.head_seal, macs_from=macs_from))
     if json_out:
         print_json(report.to_dict())
     else:
