@@ -124,6 +124,7 @@ def test_secrets_integrations_memory_and_audit_through_the_cli(
     assert isinstance(rotated, dict) and rotated["oldKeyId"] == key.key_id and rotated["reencrypted"] == 2
     new_key = load_master_key(settings, create=False)
     cli.run("memory", "write", "--company", "acme", "--scope", "company", "--topic", "after", "--body", "x")
+    cli.run("new", "--name", "Beta")  # an event after the rotation: MAC'd and sealed under the new key
     assert seal(db_url, new_key) == 0
     report = cli.json("audit", "verify")
     assert isinstance(report, dict) and report["ok"] and set(report["keyIds"]) == {key.key_id, new_key.key_id}
