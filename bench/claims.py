@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import agents, companies, leases
+from company_agents.audit import mac as audit_mac
 from company_agents.db.database import Database, sqlalchemy_url
 from company_agents.db.migrate import upgrade
 from company_agents.master_key import MasterKey
@@ -99,7 +100,14 @@ async def _prepare(dsn: str, n: int, agents_total: int, capacity: int) -> list[s
 
 
 async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStats:
-    engine = create_async_engine(sqlalchemy_url(dsn), pool_size=len(agent_ids) * 2, max_overflow=0)
+    # Sessions hold the audit MAC key, as `up`'s do: every audit insert pays for its MAC (audit.mac).
+    key = MasterKey(key=os.urandom(32), source="bench")
+    engine = create_async_engine(
+        sqlalchemy_url(dsn),
+        pool_size=len(agent_ids) * 2,
+        max_overflow=0,
+        connect_args={"options": audit_mac.session_options(key, dsn)},
+    )
     latencies: list[float] = []
     done = 0
 

@@ -22,6 +22,9 @@ from company_agents.master_key import MasterKey
 # Purpose labels: changing one changes every key derived for that purpose (a format break).
 SECRET_STORE_PURPOSE = "secret-store aes-256-gcm v1"
 AUDIT_SEAL_PURPOSE = "audit-seal hmac-sha256 v1"
+# The per-event MAC key is handed to the database session (see ``audit.mac``): its own label, so that
+# key, if it leaks from a session, reveals neither the master key nor the seal key.
+AUDIT_MAC_PURPOSE = "audit-event-mac hmac-sha256 v1"
 
 NONCE_BYTES = 12
 

@@ -62,6 +62,7 @@ def instance(settings: Settings) -> Iterator[Instance]:
         recover_pending_rotation(settings, db)
         key = load_master_key(settings, create=True, database_has_secrets=database_has_secrets(db))
         check_key_matches_database(db, key)
+        db.audit_key = key  # every event this process writes gets its MAC (audit.mac)
         yield Instance(settings=settings, db=db, schema=schema, master_key=key)
     finally:
         db.close()

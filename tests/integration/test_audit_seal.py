@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import audit, companies
+from company_agents.audit import mac as audit_mac
 from company_agents.audit.seal import Watermark, seal_pending, seal_tick
 from company_agents.audit.verify import verify_trail
 from company_agents.db.database import libpq_url, sqlalchemy_url
@@ -22,15 +23,20 @@ from company_agents.master_key import MasterKey
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_async_engine(sqlalchemy_url(db_url), poolclass=NullPool)
-    yield eng
-    await eng.dispose()
+def key() -> MasterKey:
+    return MasterKey(os.urandom(32), "test")
 
 
 @pytest.fixture
-def key() -> MasterKey:
-    return MasterKey(os.urandom(32), "test")
+async def engine(db_url: str, key: MasterKey) -> AsyncIterator[AsyncEngine]:
+    """Sessions holding the MAC key, as every writer of ours does (``audit.mac``)."""
+    eng = create_async_engine(
+        sqlalchemy_url(db_url),
+        poolclass=NullPool,
+        connect_args={"options": audit_mac.session_options(key, db_url)},
+    )
+    yield eng
+    await eng.dispose()
 
 
 async def add_events(engine: AsyncEngine, n: int, company_id: UUID | None = None) -> list[int]:

@@ -34,13 +34,16 @@ import logging
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, LiteralString
 
 from sqlalchemy import Label, LargeBinary, func, insert, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from company_agents import crypto
+from company_agents.audit.anchor import anchored_macs_from, next_anchor, write_anchor
 from company_agents.db import locks
+from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.db.schema import audit_events, audit_seals
 from company_agents.master_key import MasterKey
 
@@ -63,6 +66,14 @@ RUNNING_VXIDS_SQL: LiteralString = (
     "AND l.pid <> pg_backend_pid() "
     "AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
+# One round trip for a CLI command to decide whether to seal: events newer than the chain head, and no
+# orchestrator (``up``, whose sealer runs every second) connected to this database.
+SEAL_PASS_NEEDED_SQL: LiteralString = (
+    "SELECT " + LAST_ASSIGNED_ID_SQL.removeprefix("SELECT ") + " > coalesce(("
+    "SELECT last_event_id FROM audit_seals ORDER BY id DESC LIMIT 1), 0) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name = '" + ORCHESTRATOR_APP_NAME + "' AND pid <> pg_backend_pid())"
+)
 STILL_RUNNING_SQL: LiteralString = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND granted "
     "AND mode = 'ExclusiveLock' AND virtualxid = ANY(:vxids)"
@@ -77,12 +88,14 @@ STILL_RUNNING_SQL: LiteralString = (
 # with microseconds], UTF-8: jsonb's text form is normalised (object keys sorted, shorter first, then
 # bytewise; no duplicate keys; numbers as stored; fixed ", " and ": " separators) and has been stable
 # since PostgreSQL 9.4. Functions are schema-qualified so a search_path cannot shadow them.
-EVENT_DIGEST_SQL: LiteralString = (
-    "pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array("
+# The per-event MAC (migration 0008's trigger, audit.mac) is taken over the same encoding.
+EVENT_CANONICAL_SQL: LiteralString = (
+    "pg_catalog.convert_to(pg_catalog.jsonb_build_array("
     "id, company_id, actor, action, subject_type, subject_id, payload, "
     "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-    ")::text, 'UTF8'))"
+    ")::text, 'UTF8')"
 )
+EVENT_DIGEST_SQL: LiteralString = "pg_catalog.sha256(" + EVENT_CANONICAL_SQL + ")"
 event_digest: Label[bytes] = literal_column(EVENT_DIGEST_SQL, LargeBinary).label("digest")
 
 EVENT_COLUMNS = (
@@ -204,11 +217,15 @@ def build_seal(
     return fields
 
 
-async def seal_up_to(conn: AsyncConnection, master_key: MasterKey, last_id: int) -> int:
+async def seal_up_to(
+    conn: AsyncConnection, master_key: MasterKey, last_id: int, *, macs_from: int | None = None
+) -> int:
     """Seal every event after the chain head up to ``last_id`` (which must be settled).
 
     Takes the sealer lock on ``conn``'s transaction; returns the number of events sealed (0 when
-    another sealer holds the lock).
+    another sealer holds the lock). Once events carry MACs (from ``macs_from``, the anchor's, or from
+    the first MAC'd event met), an event without one is left out: a seal never vouches for an event
+    that a session without the key wrote. ``audit verify`` then names it.
     """
     locked = (await conn.execute(select(func.pg_try_advisory_xact_lock(SEALER_LOCK)))).scalar_one()
     if not locked:
@@ -216,28 +233,56 @@ async def seal_up_to(conn: AsyncConnection, master_key: MasterKey, last_id: int)
     head = await chain_head(conn)
     after = int(head["last_event_id"]) if head else 0
     prev_hash: str | None = head["seal_hash"] if head else None
+    started = bool(
+        (
+            await conn.execute(
+                select(audit_events.c.mac.is_not(None))
+                .where(audit_events.c.id <= after)
+                .order_by(audit_events.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+    )
     sealed = 0
     while after < last_id:
-        events = [
-            (int(r.id), bytes(r.digest))
-            for r in await conn.execute(
-                select(audit_events.c.id, event_digest)
+        rows = (
+            await conn.execute(
+                select(audit_events.c.id, event_digest, audit_events.c.mac.is_not(None).label("has_mac"))
                 .where(audit_events.c.id > after, audit_events.c.id <= last_id)
                 .order_by(audit_events.c.id)
                 .limit(MAX_SEAL_EVENTS)
             )
-        ]
-        if not events:
+        ).all()
+        if not rows:
             break
+        events: list[tuple[int, bytes]] = []
+        for r in rows:
+            started = started or bool(r.has_mac) or (macs_from is not None and int(r.id) >= macs_from)
+            if started and not r.has_mac:
+                log.warning(
+                    "audit event %d has no MAC: left out of the seal",
+                    r.id,
+                    extra={"action": "audit_event_unproven", "event_id": int(r.id)},
+                )
+                continue
+            events.append((int(r.id), bytes(r.digest)))
+        if not events:
+            after = int(rows[-1].id)
+            continue
         row = build_seal(events, prev_hash, master_key)
         await conn.execute(insert(audit_seals).values(**row))
         sealed += len(events)
-        after, prev_hash = row["last_event_id"], row["seal_hash"]
+        after, prev_hash = int(rows[-1].id), row["seal_hash"]
     return sealed
 
 
 async def seal_pending(
-    conn: AsyncConnection, master_key: MasterKey, *, settle_timeout: float = 10.0, poll: float = 0.02
+    conn: AsyncConnection,
+    master_key: MasterKey,
+    *,
+    settle_timeout: float = 10.0,
+    poll: float = 0.02,
+    macs_from: int | None = None,
 ) -> int:
     """Seal everything committed so far, waiting (up to ``settle_timeout``) for running transactions.
 
@@ -254,11 +299,11 @@ async def seal_pending(
         if loop.time() >= deadline:
             return 0
         await asyncio.sleep(poll)
-    return await seal_up_to(conn, master_key, watermark.last_id)
+    return await seal_up_to(conn, master_key, watermark.last_id, macs_from=macs_from)
 
 
 async def seal_tick(
-    conn: AsyncConnection, master_key: MasterKey, pending: Watermark | None
+    conn: AsyncConnection, master_key: MasterKey, pending: Watermark | None, *, macs_from: int | None = None
 ) -> tuple[int, Watermark]:
     """One step of the loop: seal up to ``pending`` if it has settled; return the next watermark.
 
@@ -269,5 +314,26 @@ async def seal_tick(
     if pending is not None:
         if not await watermark_settled(conn, pending):
             return 0, pending
-        sealed = await seal_up_to(conn, master_key, pending.last_id)
+        sealed = await seal_up_to(conn, master_key, pending.last_id, macs_from=macs_from)
     return sealed, await take_watermark(conn)
+
+
+async def seal_pass(
+    engine: AsyncEngine, master_key: MasterKey, *, anchor: Path | None = None, settle_timeout: float = 1.0
+) -> int:
+    """Seal what is pending when no sealer is running: what a CLI command does after it wrote events.
+
+    Costs one query when there is nothing to seal or an orchestrator (whose sealer will) is connected.
+    Gives up quietly when another sealer holds the lock or a transaction does not end within
+    ``settle_timeout``: the events keep their MACs, and the next pass seals them. Advances ``anchor``.
+    """
+    async with engine.begin() as conn:
+        if not (await conn.execute(text(SEAL_PASS_NEEDED_SQL))).scalar_one():
+            return 0
+        sealed = await seal_pending(
+            conn, master_key, settle_timeout=settle_timeout, macs_from=anchored_macs_from(anchor)
+        )
+        moved = await next_anchor(conn, anchor) if sealed and anchor is not None else None
+    if moved is not None and anchor is not None:
+        write_anchor(anchor, moved)
+    return sealed

@@ -9,27 +9,35 @@ What is caught, and how (see ``audit.seal`` for the seal format):
 - a seal changed, deleted or reordered: its recomputed hash, its HMAC, or the chain of
   ``prev_seal_hash`` no longer matches.
 
-Events after the last seal are reported as unsealed (the sealer has not reached them yet), not as
-problems. Deleting the last seals together with their events cannot be seen from inside the database:
-compare the reported head seal hash with one kept elsewhere to detect that.
+- an event changed before any seal covers it, or its MAC changed: its MAC (``audit.mac``, set at
+  insert) no longer matches its contents;
+- an event nothing proves: no seal covers it and it has no MAC a known key checks (written by a
+  session without the key, or forged): counted, and the first one named;
+- the newest seals deleted together with their events: the anchor kept outside the database
+  (``audit.anchor``) names a seal that is missing or different.
+
+Events after the last seal with a valid MAC are reported as not sealed yet, not as problems.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import LargeBinary, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import crypto
+from company_agents.audit import mac as audit_mac
+from company_agents.audit.anchor import Anchor
 from company_agents.audit.seal import (
     DIGEST_PREFIX_BYTES,
+    EVENT_CANONICAL_SQL,
     EventsHasher,
-    event_digest,
     parse_events_hash,
     seal_hash,
 )
@@ -62,12 +70,21 @@ class Problem:
 
 @dataclass
 class VerifyReport:
+    """What was checked. Every event is proven by a seal, or (not sealed yet) by its MAC, or unproven."""
+
     events_checked: int = 0
     seals_checked: int = 0
     sealed_through: int | None = None
+    sealed_events: int = 0
     unsealed_events: int = 0
+    mac_verified: int = 0
+    unsealed_mac_verified: int = 0
+    unproven: int = 0
     head_seal_hash: str | None = None
     key_ids: list[str] = field(default_factory=list)
+    anchor: dict[str, Any] | None = None
+    head_seal: dict[str, Any] | None = field(default=None, repr=False)
+    first_mac_id: int | None = field(default=None, repr=False)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -84,9 +101,14 @@ class VerifyReport:
             "events_checked": self.events_checked,
             "seals_checked": self.seals_checked,
             "sealed_through": self.sealed_through,
+            "sealed_events": self.sealed_events,
             "unsealed_events": self.unsealed_events,
+            "mac_verified": self.mac_verified,
+            "unsealed_mac_verified": self.unsealed_mac_verified,
+            "unproven": self.unproven,
             "head_seal_hash": self.head_seal_hash,
             "key_ids": self.key_ids,
+            "anchor": self.anchor,
             "first_problem": self.first_problem.to_dict() if self.first_problem else None,
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -157,11 +179,50 @@ def _check_seals(
     return expected
 
 
+_canonical = literal_column(EVENT_CANONICAL_SQL, LargeBinary).label("canonical")
+
+
+def _check_anchor(
+    anchor: Anchor, seals: Sequence[Mapping[Any, Any]], sealed_through: int, problems: list[Problem]
+) -> str:
+    by_id = {int(s["id"]): s for s in seals}
+    seal = by_id.get(anchor.seal_id)
+    where = f"the audit anchor (kept outside the database) names seal {anchor.seal_id}"
+    if seal is None:
+        problems.append(
+            Problem(
+                "anchor_seal_missing",
+                f"{where} (events up to {anchor.last_event_id}), which is not in the database: the newest "
+                "seals were deleted together with their events (or this home now points at another "
+                "database; `backup restore` resets the anchor)",
+                seal_id=anchor.seal_id,
+                position=(sealed_through + 1, 0),
+            )
+        )
+        return "missing"
+    if not hmac.compare_digest(str(seal["seal_hash"]), anchor.seal_hash):
+        problems.append(
+            Problem(
+                "anchor_seal_changed",
+                f"{where}, but that seal's hash is not the one anchored (the seals were replaced)",
+                seal_id=anchor.seal_id,
+                position=(int(seal["first_event_id"]), 0),
+            )
+        )
+        return "changed"
+    return "ok"
+
+
 async def verify_trail(
-    conn: AsyncConnection, keys: Mapping[str, MasterKey], *, company_id: UUID | None = None
+    conn: AsyncConnection,
+    keys: Mapping[str, MasterKey],
+    *,
+    company_id: UUID | None = None,
+    anchor: Anchor | None = None,
 ) -> VerifyReport:
-    """Recompute the whole chain. With ``company_id``, only that company's event problems are reported
-    (seal problems, and deleted events, whose company is unknown, are always reported).
+    """Recompute the whole chain and every event's MAC. With ``company_id``, only that company's event
+    problems are reported (seal problems, and deleted events, whose company is unknown, are always
+    reported). ``anchor`` is this home's record of the newest seal (``audit.anchor``).
     """
     report = VerifyReport()
     problems: list[Problem] = []
@@ -172,66 +233,122 @@ async def verify_trail(
     sealed_through = max((int(s["last_event_id"]) for s in seals), default=0)
     report.sealed_through = sealed_through or None
     report.head_seal_hash = seals[-1]["seal_hash"] if seals else None
+    report.head_seal = seals[-1] if seals else None
+    if anchor is not None:
+        status = _check_anchor(anchor, seals, sealed_through, problems)
+        report.anchor = {"seal_id": anchor.seal_id, "seal_hash": anchor.seal_hash, "status": status}
     roots = {int(s["id"]): s["events_hash"].split(":")[1] for s in seals if s["events_hash"].count(":") == 2}
     hashers: dict[int, EventsHasher] = {}
+    first_unproven: tuple[int, str, UUID | None] | None = None
+    macs_from = anchor.macs_from if anchor is not None else None
+
+    def deleted(missing: _Expected) -> Problem:
+        return Problem(
+            "event_deleted",
+            f"event {missing.event_id} was deleted (sealed by seal {missing.seal_id})",
+            event_id=missing.event_id,
+            seal_id=missing.seal_id,
+            position=(missing.event_id, 1),
+        )
 
     i = 0
     result = await conn.stream(
-        select(audit_events.c.id, audit_events.c.company_id, audit_events.c.action, event_digest)
-        .where(audit_events.c.id <= sealed_through)
-        .order_by(audit_events.c.id)
+        select(
+            audit_events.c.id,
+            audit_events.c.company_id,
+            audit_events.c.action,
+            audit_events.c.mac,
+            audit_events.c.mac_key_id,
+            _canonical,
+        ).order_by(audit_events.c.id)
     )
     async for row in result.mappings():
         event_id = int(row["id"])
         while i < len(expected) and expected[i].event_id < event_id:
-            missing = expected[i]
-            problems.append(
-                Problem(
-                    "event_deleted",
-                    f"event {missing.event_id} was deleted (sealed by seal {missing.seal_id})",
-                    event_id=missing.event_id,
-                    seal_id=missing.seal_id,
-                    position=(missing.event_id, 1),
-                )
-            )
+            problems.append(deleted(expected[i]))
             i += 1
         report.events_checked += 1
-        digest = bytes(row["digest"])
+        canonical = bytes(row["canonical"])
+        digest = hashlib.sha256(canonical).digest()
         company = row["company_id"]
-        if i < len(expected) and expected[i].event_id == event_id:
-            entry = expected[i]
-            i += 1
-            hashers.setdefault(entry.seal_id, EventsHasher()).add(event_id, digest)
-            if not hmac.compare_digest(digest[:DIGEST_PREFIX_BYTES], entry.digest_prefix):
+        what = f"event {event_id} ({row['action']})"
+        mac_ok: bool | None = None  # None: no MAC, or one no known key can check
+        if row["mac"] is not None:
+            mac_key = keys.get(row["mac_key_id"] or "")
+            if mac_key is not None:
+                mac_ok = audit_mac.check_event_mac(mac_key, canonical, bytes(row["mac"]))
+        in_seal = False
+        if event_id <= sealed_through:
+            if i < len(expected) and expected[i].event_id == event_id:
+                entry = expected[i]
+                i += 1
+                hashers.setdefault(entry.seal_id, EventsHasher()).add(event_id, digest)
+                if not hmac.compare_digest(digest[:DIGEST_PREFIX_BYTES], entry.digest_prefix):
+                    problems.append(
+                        Problem(
+                            "event_changed",
+                            f"{what} was changed after seal {entry.seal_id}",
+                            event_id=event_id,
+                            seal_id=entry.seal_id,
+                            company_id=company,
+                            position=(event_id, 1),
+                        )
+                    )
+                    continue
+                in_seal = True
+            else:
                 problems.append(
                     Problem(
-                        "event_changed",
-                        f"event {event_id} ({row['action']}) was changed after seal {entry.seal_id}",
+                        "event_inserted",
+                        f"{what} was inserted after the fact: its id is inside the sealed part of the "
+                        "trail but no seal covers it"
+                        + (" (it carries no MAC: the sealer left it out)" if row["mac"] is None else ""),
                         event_id=event_id,
-                        seal_id=entry.seal_id,
                         company_id=company,
                         position=(event_id, 1),
                     )
                 )
+                continue
         else:
+            report.unsealed_events += 1
+        if mac_ok is False:
             problems.append(
                 Problem(
-                    "event_inserted",
-                    f"event {event_id} ({row['action']}) was inserted after the fact: its id is inside the "
-                    "sealed part of the trail but no seal covers it",
+                    "event_changed",
+                    f"{what} was changed: its MAC does not match its contents"
+                    + ("" if in_seal else " (not sealed yet)"),
                     event_id=event_id,
                     company_id=company,
                     position=(event_id, 1),
                 )
             )
-    for missing in expected[i:]:
+            continue
+        if mac_ok:
+            report.mac_verified += 1
+            if report.first_mac_id is None:
+                report.first_mac_id = event_id
+        if in_seal and (mac_ok or macs_from is None or event_id < macs_from):
+            report.sealed_events += 1
+        elif mac_ok:
+            report.unsealed_mac_verified += 1
+        elif company_id is None or company is None or company == company_id:
+            report.unproven += 1
+            if first_unproven is None:
+                first_unproven = (event_id, row["action"], company)
+    problems.extend(deleted(missing) for missing in expected[i:])
+    if first_unproven is not None:
+        first_id, action, company = first_unproven
+        plural = "event" if report.unproven == 1 else "events"
         problems.append(
             Problem(
-                "event_deleted",
-                f"event {missing.event_id} was deleted (sealed by seal {missing.seal_id})",
-                event_id=missing.event_id,
-                seal_id=missing.seal_id,
-                position=(missing.event_id, 1),
+                "events_unproven",
+                f"{report.unproven} {plural} cannot be proven, first event {first_id} ({action}): they "
+                "carry no MAC a known master key checks (written by a session without the key, or "
+                "forged, or stripped) and no seal covers them, or they come after the first MAC'd event "
+                "the anchor records",
+                event_id=first_id,
+                company_id=company,
+                position=(first_id, 1),
             )
         )
     # The full-strength root, for seals whose events all matched their (truncated) manifest digests.
@@ -250,9 +367,6 @@ async def verify_trail(
                     position=(int(seal["first_event_id"]), 0),
                 )
             )
-    report.unsealed_events = int(
-        (await conn.execute(select(func.count()).where(audit_events.c.id > sealed_through))).scalar_one()
-    )
     if company_id is not None:
         problems = [
             p for p in problems if p.event_id is None or p.company_id is None or p.company_id == company_id

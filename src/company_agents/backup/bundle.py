@@ -5,6 +5,7 @@ Members, in this order::
     backup.json             first: what the backup holds and a checksum of every other member
     database.tar            a ``db export`` archive (its own manifest and per-table checksums)
     audit-events.jsonl      the audit trail, one JSON object per event, from the same snapshot
+    audit-anchor.json       the newest seal in that snapshot (``audit.anchor``), when there is one
     runs/…                  the retained run workspaces (<home>/runs)
     secrets/master.key      only with --include-secrets
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from psycopg import sql
 
+from company_agents.audit.anchor import snapshot_anchor
 from company_agents.db.database import Database
 from company_agents.errors import ArchiveError
 from company_agents.master_key import MasterKey, load_master_key
@@ -45,6 +47,7 @@ FORMAT_VERSION = 1
 INFO = "backup.json"
 DATABASE = "database.tar"
 AUDIT = "audit-events.jsonl"
+ANCHOR = "audit-anchor.json"
 RUNS = "runs"
 MASTER_KEY = "secrets/master.key"
 # A second backup within the same second gets _01, _02…: names then sort in creation order.
@@ -188,6 +191,11 @@ def create_backup(
         with snapshot(db) as conn:
             manifest = write_export(conn, staging / DATABASE, progress=progress)
             events = write_audit_jsonl(conn, staging / AUDIT)
+            # The anchor of the seals this backup holds (not the home's, which may be a moment
+            # ahead): restored with it, and kept off-site, it proves those seals existed.
+            anchor = snapshot_anchor(conn)
+        if anchor is not None:
+            (staging / ANCHOR).write_text(json.dumps(anchor.to_dict(), indent=2) + "\n")
         runs = _copy_runs(settings.runs_dir, staging / RUNS)
         info: dict[str, Any] = {
             "format": FORMAT,
@@ -202,6 +210,9 @@ def create_backup(
                 "tables": {t.name: t.rows for t in manifest.tables},
             },
             "audit": {"file": AUDIT, "sha256": _sha256(staging / AUDIT), "events": events},
+            "audit_anchor": None
+            if anchor is None
+            else {"file": ANCHOR, "sha256": _sha256(staging / ANCHOR), "seal_id": anchor.seal_id},
             "runs": {"files": runs},
             "secrets": None,
         }
@@ -215,7 +226,7 @@ def create_backup(
         (staging / INFO).write_text(json.dumps(info, indent=2) + "\n")
         partial = staging / "backup.tar.gz.partial"
         with tarfile.open(partial, "w:gz", compresslevel=GZIP_LEVEL, format=tarfile.PAX_FORMAT) as tar:
-            for arcname in [INFO, DATABASE, AUDIT]:
+            for arcname in [INFO, DATABASE, AUDIT, *([ANCHOR] if anchor is not None else [])]:
                 tar.add(staging / arcname, arcname=arcname)
             tar.add(staging / RUNS, arcname=RUNS)
             if key is not None:
@@ -322,6 +333,8 @@ def unpack_backup(path: Path, dest: Path) -> BackupInfo:
         AUDIT: info["audit"]["sha256"],
         **{f["path"]: f["sha256"] for f in info["runs"]["files"]},
     }
+    if info.get("audit_anchor") is not None:
+        expected[ANCHOR] = info["audit_anchor"]["sha256"]
     secrets = info.get("secrets")
     if secrets is not None:
         expected[MASTER_KEY] = None  # checked by key id below

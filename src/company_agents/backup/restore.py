@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from company_agents.backup.bundle import DATABASE, MASTER_KEY, RUNS, BackupInfo, unpack_backup
+from company_agents.audit.anchor import Anchor, anchor_path, read_anchor, write_anchor
+from company_agents.backup.bundle import ANCHOR, DATABASE, MASTER_KEY, RUNS, BackupInfo, unpack_backup
 from company_agents.db.database import Database, database
 from company_agents.errors import CompanyAgentsError, TargetNotEmpty
 from company_agents.home import ensure_home
@@ -112,6 +113,14 @@ def _secrets_note(settings: Settings, key_ids: dict[str, int]) -> str:
     )
 
 
+def _reset_anchor(settings: Settings, anchor: Anchor | None) -> None:
+    path = anchor_path(settings)
+    if anchor is not None:
+        write_anchor(path, anchor, force=True)
+    elif path.exists():
+        path.rename(path.with_name(f"{path.name}.replaced-{_stamp()}"))
+
+
 def _swap_runs(unpacked: Path, runs_dir: Path) -> None:
     old = runs_dir.with_name(f".runs-before-restore-{_stamp()}")
     if runs_dir.exists():
@@ -138,6 +147,10 @@ def restore_backup(
         with database(settings) as db:
             imported = import_archive(db, staging / DATABASE, replace=replace, progress=progress)
             key_ids = _secret_key_ids(db)
+        # The database went back to the backup's state: so does the home's anchor (the restore is the
+        # operator's decision to go back; the anchor of a backup without seals is removed).
+        restored = read_anchor(staging / ANCHOR) if info.raw.get("audit_anchor") else None
+        _reset_anchor(settings, restored)
         (staging / RUNS).mkdir(exist_ok=True)
         _swap_runs(staging / RUNS, settings.runs_dir)
         key_outcome = "not in backup"

@@ -14,13 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import companies
 from company_agents.audit import query as audit_query
-from company_agents.audit.verify import VerifyReport, verify_trail
+from company_agents.audit.anchor import Anchor, anchor_path, read_anchor, write_anchor
+from company_agents.audit.verify import Problem, VerifyReport, verify_trail
 from company_agents.cli.context import opened, run_in_transaction
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import InvalidInput, MasterKeyError
 from company_agents.master_key import MasterKey, load_master_key
 from company_agents.master_key.rotation import known_keys, recover_pending_rotation
+from company_agents.settings import Settings
 
 app = typer.Typer(help="The audit trail: search, export, verify.", no_args_is_help=True)
 
@@ -126,15 +128,23 @@ def export(
         Console(stderr=True).print(f"exported {count} events to {output}")
 
 
+def _counts(report: VerifyReport) -> str:
+    return (
+        f"{report.events_checked} events: {report.sealed_events} sealed (in {report.seals_checked} seals, "
+        f"through event {report.sealed_through or 0}), {report.unsealed_mac_verified} not sealed yet but "
+        f"MAC-verified, {report.unproven} unproven"
+    )
+
+
 def _print_report(report: VerifyReport) -> None:
     out = Console(highlight=False, soft_wrap=True)
+    anchor = report.anchor
     if not report.problems:
-        out.print(
-            f"[green]audit trail verified[/]: {report.events_checked} events in {report.seals_checked} seals "
-            f"(sealed through event {report.sealed_through or 0}); {report.unsealed_events} not sealed yet"
-        )
+        out.print(f"[green]audit trail verified[/]: {_counts(report)}")
         if report.head_seal_hash:
             out.print(f"head seal hash {report.head_seal_hash}")
+        if anchor is not None:
+            out.print(f"anchor: seal {anchor['seal_id']} is in the chain")
         return
     first = report.problems[0]
     out.print(f"[red]audit trail does NOT verify[/]: {first.message}")
@@ -142,12 +152,23 @@ def _print_report(report: VerifyReport) -> None:
         out.print(f"  also: {problem.message}")
     if len(report.problems) > 20:
         out.print(f"  … and {len(report.problems) - 20} more")
+    out.print(_counts(report))
+
+
+def _anchor(settings: Settings) -> tuple[Anchor | None, Problem | None]:
+    try:
+        return read_anchor(anchor_path(settings)), None
+    except ValueError as exc:
+        return None, Problem("anchor_unreadable", f"the audit anchor cannot be read: {exc}")
 
 
 @app.command()
 def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = False) -> None:
-    """Recompute every seal and sealed event; exit 1 naming the first one changed, deleted or inserted."""
+    """Check every seal, every event's MAC and the anchor; exit 1 naming the first event changed,
+    deleted, inserted or unproven.
+    """
     settings = settings_from(ctx)
+    anchor, unreadable = _anchor(settings)
     with opened(settings) as db:
         recover_pending_rotation(settings, db)
         current: MasterKey | None
@@ -162,11 +183,22 @@ def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
                 engine = db.engine.execution_options(isolation_level="REPEATABLE READ")
                 async with engine.connect() as conn:
                     company_id = (await companies.get_company(conn, company))["id"] if company else None
-                    return await verify_trail(conn, keys, company_id=company_id)
+                    return await verify_trail(conn, keys, company_id=company_id, anchor=anchor)
             finally:
                 await db.dispose()
 
         report = asyncio.run(main())
+    if unreadable is not None:
+        report.problems.insert(0, unreadable)
+    if report.ok and report.head_seal is not None:
+        # What this home has now seen verified becomes its anchor (it only ever moves forward).
+        first_mac = report.first_mac_id
+        macs_from = (
+            first_mac
+            if first_mac is not None and first_mac <= int(report.head_seal["last_event_id"])
+            else None
+        )
+        write_anchor(anchor_path(settings), Anchor.from_seal(report.head_seal, macs_from=macs_from))
     if json_out:
         print_json(report.to_dict(), nested=("first_problem", "problems"))
     else:

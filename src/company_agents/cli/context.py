@@ -1,37 +1,72 @@
-"""Opening the database for one CLI command: the same server as the orchestrator, attached or started."""
+"""Opening the database for one CLI command: the same server as the orchestrator, attached or started.
+
+A command that may write audit events holds the master key, so its sessions MAC every event they
+insert (``audit.mac``), and after its transaction it seals what is pending when no ``up`` is there to
+do it (``audit_seal.seal_pass``): a CLI-only instance is as tamper-evident as one with ``up`` running.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from company_agents.audit.anchor import anchor_path
+from company_agents.audit.seal import seal_pass
 from company_agents.db.database import Database, open_database
-from company_agents.db.errors import is_conflict
+from company_agents.db.errors import first_line, is_conflict
 from company_agents.db.retry import retry_transient
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, load_master_key, master_key_status
 from company_agents.master_key.rotation import check_key_matches_database, recover_pending_rotation
 from company_agents.settings import Settings
-from company_agents.startup import ensure_schema
+from company_agents.startup import database_has_secrets, ensure_schema
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
-def opened(settings: Settings) -> Iterator[Database]:
-    """The database with an up-to-date schema (the embedded one is migrated; others must be)."""
+def opened(settings: Settings, *, audit_key: bool = False) -> Iterator[Database]:
+    """The database with an up-to-date schema (the embedded one is migrated; others must be).
+
+    With ``audit_key``, the master key is loaded (after recovering an interrupted rotation) and set as
+    ``db.audit_key``; a missing key file is created when the database holds no secrets yet, the rule
+    ``up`` follows. Only the key file's existence is checked otherwise: no extra query.
+    """
     ensure_home(settings)
-    master_key_status(settings)
+    status = master_key_status(settings)
     db = open_database(settings)
     try:
         ensure_schema(db)
+        if audit_key:
+            recover_pending_rotation(settings, db)
+            missing = status == "missing" and master_key_status(settings) == "missing"
+            db.audit_key = load_master_key(
+                settings, create=True, database_has_secrets=missing and database_has_secrets(db)
+            )
         yield db
     finally:
         db.close()
+
+
+async def _seal_pending(settings: Settings, db: Database) -> None:
+    """The seal pass after a command's work has committed; a failure here never fails the command."""
+    if db.audit_key is None:
+        return
+    try:
+        await seal_pass(db.engine, db.audit_key, anchor=anchor_path(settings))
+    except Exception as exc:  # the events keep their MACs; the next pass (or `up`) seals them
+        log.warning(
+            "could not seal the audit trail after the command: %s",
+            first_line(exc),
+            extra={"action": "audit_seal_pass_failed"},
+        )
 
 
 def run_in_transaction(
@@ -43,9 +78,10 @@ def run_in_transaction(
     retried: the whole transaction again, on a fresh one (the server rolled the failed one back). Only
     those: after a connection lost mid-COMMIT a write may or may not have been applied, and a command
     such as ``task create`` is not idempotent. ``retry=False`` for work with effects outside the
-    database (output streamed as it is read).
+    database (output streamed as it is read). After the commit, what the command wrote is sealed when
+    no orchestrator is there to do it.
     """
-    with opened(settings) as db:
+    with opened(settings, audit_key=True) as db:
 
         async def once() -> T:
             async with db.engine.begin() as conn:
@@ -53,30 +89,35 @@ def run_in_transaction(
 
         async def main() -> T:
             try:
-                if not retry:
-                    return await once()
-                return await retry_transient(once, what="cli transaction", retry_on=is_conflict)
+                result = (
+                    await once()
+                    if not retry
+                    else await retry_transient(once, what="cli transaction", retry_on=is_conflict)
+                )
+                await _seal_pending(settings, db)
+                return result
             finally:
                 await db.dispose()
 
         return asyncio.run(main())
 
 
-def run_with_master_key(
-    settings: Settings, work: Callable[[Database, MasterKey], Awaitable[T]], *, create: bool = False
-) -> T:
+def run_with_master_key(settings: Settings, work: Callable[[Database, MasterKey], Awaitable[T]]) -> T:
     """Run ``work`` with the database and the master key (after recovering an interrupted rotation).
 
     ``work`` opens its own transactions on ``db.engine``; the key must match the database's secrets.
     """
-    with opened(settings) as db:
-        recover_pending_rotation(settings, db)
-        key = load_master_key(settings, create=create)
+    with opened(settings, audit_key=True) as db:
+        key = db.audit_key
+        if key is None:  # pragma: no cover - opened(audit_key=True) always sets it
+            raise RuntimeError("no master key")
         check_key_matches_database(db, key)
 
         async def main() -> T:
             try:
-                return await work(db, key)
+                result = await work(db, key)
+                await _seal_pending(settings, db)
+                return result
             finally:
                 await db.dispose()
 

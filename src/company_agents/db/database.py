@@ -14,8 +14,10 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from company_agents.audit import mac as audit_mac
 from company_agents.db.embedded import EmbeddedServer
 from company_agents.errors import DatabaseUnavailable, UnsupportedDatabase
+from company_agents.master_key import MasterKey
 from company_agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class Database:
     server_version_num: int = 0
     # Shown in pg_stat_activity; `company-agents up` sets ORCHESTRATOR_APP_NAME so others can see it runs.
     application_name: str = "company-agents"
+    # Set before the first use of ``engine``: its sessions then MAC every audit event they insert
+    # (audit.mac). Only the pooled engine carries the key: it is where every event is written.
+    audit_key: MasterKey | None = field(default=None, repr=False)
     _async_engine: AsyncEngine | None = field(default=None, repr=False)
 
     @property
@@ -108,6 +113,9 @@ class Database:
         """The process's one pooled async engine, sized from the settings."""
         if self._async_engine is None:
             size = self.settings.pool_size
+            connect_args: dict[str, str] = {"application_name": self.application_name}
+            if self.audit_key is not None:
+                connect_args["options"] = audit_mac.session_options(self.audit_key, self.url)
             self._async_engine = create_async_engine(
                 sqlalchemy_url(self.url),
                 pool_size=size,
@@ -115,7 +123,7 @@ class Database:
                 pool_pre_ping=True,
                 pool_recycle=1800,
                 hide_parameters=True,
-                connect_args={"application_name": self.application_name},
+                connect_args=connect_args,
             )
         return self._async_engine
 

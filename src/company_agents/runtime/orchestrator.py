@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
+from company_agents.audit.anchor import anchor_path
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.leases import RetryBackoff
@@ -86,7 +87,7 @@ async def serve(inst: Instance, *, on_ready: Callable[[], None] | None = None) -
         ),
         scheduler.run(),
         run_housekeeping(settings, inst.db, stop=stop),
-        run_sealer(inst.db, inst.master_key, stop),
+        run_sealer(inst.db, inst.master_key, stop, anchor=anchor_path(settings)),
         run_scheduled_backups(settings, inst.db, stop),
         supervise_embedded(inst.db, stop),
     ]

@@ -2,12 +2,23 @@
 
 ``audit_events`` has no foreign key to companies on purpose: deleting or archiving a company must
 never delete (or block on) its history. UPDATE, DELETE and TRUNCATE are refused by triggers created in
-the migrations.
+the migrations; another trigger (0006) MACs each event at insert.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, Index, Integer, Table, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from company_agents.db.schema.base import created_at, metadata
@@ -24,6 +35,10 @@ audit_events = Table(
     Column("subject_id", Text, nullable=False),
     Column("payload", JSONB, nullable=False, server_default="{}"),
     created_at(),
+    # HMAC-SHA256 of the event, set at insert by the audit_events_mac trigger with the session's key
+    # (see audit.mac); NULL when the writer held no key. ``mac_key_id`` names the master key.
+    Column("mac", LargeBinary, nullable=True),
+    Column("mac_key_id", Text, nullable=True),
     CheckConstraint("actor ~ '^(user|agent|system):.+'", name="actor_format"),
     CheckConstraint("action ~ '^[a-z_]+(\\.[a-z_]+)+$'", name="action_format"),
 )
