@@ -1,8 +1,8 @@
 """The database goes away in the middle of a run, and the run still completes exactly once.
 
-Two ways to lose it: ``kill -9`` of the embedded postmaster (restarted, as a user would today, by the
-next CLI command on the same home), and a stop/start of an external server (a throwaway one: the
-machine's shared PostgreSQL is never stopped). The agent sends ``complete`` while the database is away;
+Two ways to lose it: ``kill -9`` of the embedded postmaster (restarted by ``up``'s supervisor, or by
+the next CLI command on the same home if that comes first), and a stop/start of an external server (a
+throwaway one: the machine's shared PostgreSQL is never stopped). The agent sends ``complete`` while the database is away;
 the orchestrator must apply it once when it is back, and keep the lease renewed across the outage.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from company_agents.db.embedded import EmbeddedServer
 from tests.acceptance.orchestrator import CLI, Orchestrator, add_task, setup_company, wait_for
 from tests.throwaway_pg import ThrowawayPostgres, find_bin_dir
 
@@ -47,6 +48,25 @@ def _embedded_url(home: Path) -> str:
     return f"postgresql://postgres@/company_agents?host={lines[4]}&port={lines[3]}"
 
 
+class _EmbeddedAccess:
+    """The test's own way in: after ``up`` stops, the last one out has stopped the server, so the test
+    starts it (and holds a handle on it) to look at what was written."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.server: EmbeddedServer | None = None
+
+    def url(self) -> str:
+        if self.server is None and not (self.home / "db" / "postmaster.pid").exists():
+            self.server = EmbeddedServer(self.home / "db")
+            self.server.start()
+        return _embedded_url(self.home)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.release()
+
+
 def _kill_embedded(home: Path) -> None:
     pid = int((home / "db" / "postmaster.pid").read_text().splitlines()[0])
     subprocess.run(["kill", "-9", str(pid)], check=True)
@@ -54,7 +74,7 @@ def _kill_embedded(home: Path) -> None:
 
 
 def _restart_embedded(env: dict[str, str]) -> None:
-    # Any command on the home starts the server again (a supervisor inside `up` may come to do it).
+    # Any command on the home starts the server again, unless up's supervisor already has.
     out = subprocess.run([*CLI, "db", "status"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
 
@@ -81,12 +101,16 @@ def backend(
         "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": "0.5",
     }
     if request.param == "embedded":
-        yield Backend(
-            env=env,
-            url=lambda: _embedded_url(home),
-            take_away=lambda: _kill_embedded(home),
-            bring_back=lambda: _restart_embedded(env),
-        )
+        access = _EmbeddedAccess(home)
+        try:
+            yield Backend(
+                env=env,
+                url=access.url,
+                take_away=lambda: _kill_embedded(home),
+                bring_back=lambda: _restart_embedded(env),
+            )
+        finally:
+            access.close()
         return
     if find_bin_dir() is None:
         pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
