@@ -2,8 +2,9 @@
 
 Two ways to lose it: ``kill -9`` of the embedded postmaster (restarted by ``up``'s supervisor, or by
 the next CLI command on the same home if that comes first), and a stop/start of an external server (a
-throwaway one: the machine's shared PostgreSQL is never stopped). The agent sends ``complete`` while the database is away;
-the orchestrator must apply it once when it is back, and keep the lease renewed across the outage.
+throwaway one: the machine's shared PostgreSQL is never stopped). The agent sends ``complete`` while the
+database is away; the orchestrator must apply it once when it is back, and keep the lease renewed across
+the outage.
 """
 
 from __future__ import annotations
