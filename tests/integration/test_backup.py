@@ -23,6 +23,7 @@ from company_agents.db.database import ORCHESTRATOR_APP_NAME, Database, open_dat
 from company_agents.errors import ArchiveError, OrchestratorRunning, TargetNotEmpty
 from company_agents.home import ensure_home
 from company_agents.master_key import load_master_key
+from company_agents.runtime import backups as runtime_backups
 from company_agents.runtime.backups import run_scheduled_backups
 from company_agents.settings import Settings
 from tests.conftest import PgServer
@@ -233,7 +234,7 @@ async def test_two_orchestrators_schedule_backups_one_at_a_time(
         written.append((start, time.monotonic(), info.path))
         return info
 
-    monkeypatch.setattr(schedule, "backup_once", counted_backup_once)
+    monkeypatch.setattr(runtime_backups, "backup_once", counted_backup_once)
     monkeypatch.setattr(schedule, "create_backup", observed_create)
     stop = asyncio.Event()
     dbs = [open_database(settings), open_database(settings)]

@@ -91,7 +91,7 @@ async def _zombie(engine: AsyncEngine) -> tuple[leases.Claim, leases.Claim]:
             ),
             {"t": task["id"]},
         )
-        await leases.reap_expired(conn)
+        await leases.reap_expired(conn, backoff=leases.RetryBackoff(0, 0))
     async with engine.begin() as conn:
         (fresh,) = await leases.claim(conn, agent_id=world.agents["bob"]["id"], holder="f", lease_seconds=60)
     assert fresh.task_id == zombie.task_id

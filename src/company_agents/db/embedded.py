@@ -28,6 +28,7 @@ import os
 import pwd
 import stat
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ SERVICE_USER = "pgserver"
 # initdb takes its collation from the environment; fix it so every machine creates the same cluster.
 INITDB_LOCALE = "C.UTF-8"
 POSTGRES_MAJOR = 18
+# How long a start waits for a killed postmaster's backends to let go of its shared memory.
+ZOMBIE_WAIT_SECONDS = 15.0
 
 
 def _pgserver() -> Any:
@@ -67,6 +70,18 @@ def _live(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
+        return False
+
+
+def _dying(pid: int) -> bool:
+    """Killed and not yet gone: a zombie, or a process still exiting (its command line already empty).
+    PostgreSQL takes either for a live server, so neither may be mistaken for an unrelated process."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() == psutil.STATUS_ZOMBIE or not proc.cmdline()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return False
 
 
@@ -125,12 +140,38 @@ def heal(pgdata: Path) -> list[str]:
             pid = int(first[0]) if first else 0
         except ValueError:
             pid = 0
-        if pid and _live(pid) and not _is_our_postmaster(pid, pgdata):
+        if pid and _live(pid) and not _dying(pid) and not _is_our_postmaster(pid, pgdata):
             pidfile.unlink()
             repairs.append(f"removed stale postmaster.pid naming unrelated live PID {pid}")
         elif pid and _zombie(pid):
             repairs += _clear_zombie_postmaster(pgdata, pid)
+    if not pidfile.exists():
+        # No server owns the data directory, but a socket lock may still name a dead, unreaped
+        # postmaster: PostgreSQL takes a zombie for a live process and would refuse to start.
+        for lock in pgdata.glob(".s.PGSQL.*.lock"):
+            holder = _first_pid(lock)
+            if holder and _zombie(holder):
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                    repairs.append(f"removed {lock.name} of the dead postmaster {holder} (not reaped yet)")
     return repairs
+
+
+def _first_pid(path: Path) -> int | None:
+    try:
+        first = path.read_text().splitlines()[:1]
+        return int(first[0]) if first else None
+    except (OSError, ValueError):
+        return None
+
+
+def _held_by_zombie(pgdata: Path) -> bool:
+    """A lock file still names a killed postmaster that is not gone yet (heal could not clear it yet)."""
+    for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        pid = _first_pid(lock)
+        if pid is not None and _dying(pid):
+            return True
+    return False
 
 
 def _zombie(pid: int) -> bool:
@@ -265,9 +306,16 @@ class EmbeddedServer:
                 f"{version_file.read_text().strip()}; this version runs {POSTGRES_MAJOR}"
             )
         server_cls = _Server.get()
-        with pgs.PostgresServer._lock:
-            for repair in heal(self.pgdata):
-                log.warning("embedded postgres: %s", repair, extra={"action": "embedded_heal"})
+        # A postmaster killed a moment ago may still be a zombie whose backends hold its shared memory;
+        # its lock files can only go once they have exited, which takes them a moment.
+        deadline = time.monotonic() + ZOMBIE_WAIT_SECONDS
+        while True:
+            with pgs.PostgresServer._lock:
+                for repair in heal(self.pgdata):
+                    log.warning("embedded postgres: %s", repair, extra={"action": "embedded_heal"})
+            if not _held_by_zombie(self.pgdata) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         # The package keeps one instance per data dir per process; start() (re)registers our PID.
         server = pgs.PostgresServer._instances.get(self.pgdata)
         if server is None:
