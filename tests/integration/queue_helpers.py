@@ -60,17 +60,13 @@ class ThreadedServer(uvicorn.Server):
         pass
 
 
-@pytest.fixture
-def tool_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """A real HTTP tool endpoint (uvicorn in a thread with its own loop and its own pool)."""
-    # No retry backoff here: these tests retry at once (backoff has its own, test_retry_backoff.py).
-    settings = Settings(
-        home=tmp_path / "home", database_url=db_url, lease_seconds=30, retry_backoff_base_seconds=0
-    )
-    db = Database(settings=settings, url=db_url)
+def serve_tool_endpoint(db_url: str, home: Path, **settings: Any) -> Iterator[str]:
+    """A real HTTP tool endpoint (uvicorn in a thread with its own loop and its own pool); yields its URL."""
+    config = Settings(home=home, database_url=db_url, lease_seconds=30, **settings)
+    db = Database(settings=config, url=db_url)
     port = free_port()
     server = ThreadedServer(
-        uvicorn.Config(create_tool_app(db, settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_tool_app(db, config), host="127.0.0.1", port=port, log_level="warning")
     )
 
     async def serve() -> None:
@@ -81,7 +77,7 @@ def tool_url(db_url: str, tmp_path: Path) -> Iterator[str]:
 
     thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline:
             raise RuntimeError("tool endpoint did not start")
@@ -89,3 +85,9 @@ def tool_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def tool_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    # No retry backoff here: these tests retry at once (backoff has its own, test_retry_backoff.py).
+    yield from serve_tool_endpoint(db_url, tmp_path / "home", retry_backoff_base_seconds=0)

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from company_agents import leases, tasks
-from company_agents.api.tools import create_tool_app
-from company_agents.db.database import Database
-from company_agents.settings import Settings
 from company_agents.tokens import LEASE_TOKEN_PREFIX
-from tests.integration.queue_helpers import ThreadedServer, engine, free_port, make_world
+from tests.integration.queue_helpers import engine, make_world, serve_tool_endpoint
 
 __all__ = ["engine"]
 
@@ -29,29 +23,7 @@ CAP = 4096
 
 
 def _serve(db_url: str, home: Path) -> Iterator[str]:
-    settings = Settings(home=home, database_url=db_url, lease_seconds=30, tool_max_body_bytes=CAP)
-    db = Database(settings=settings, url=db_url)
-    port = free_port()
-    server = ThreadedServer(
-        uvicorn.Config(create_tool_app(db, settings), host="127.0.0.1", port=port, log_level="critical")
-    )
-
-    async def serve() -> None:
-        try:
-            await server.serve()
-        finally:
-            await db.dispose()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("tool endpoint did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    return serve_tool_endpoint(db_url, home, tool_max_body_bytes=CAP)
 
 
 @pytest.fixture
