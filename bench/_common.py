@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,12 +112,61 @@ def results_table(
     for key in extra_columns:
         table.add_column(key, justify="right")
     for row in rows:
-        cells = [row.name, f"{row.value:,.1f}"]
+        cells = [row.name, _cell(float(row.value))]
         if base_value is not None:
             cells.append(f"{row.value / base_value:.2f}" if base_value else "n/a")
         cells.extend(_cell(row.extra[key]) if key in row.extra else "" for key in extra_columns)
         table.add_row(*cells)
     return table
+
+
+# Set by `./scripts/bench --json FILE`: every printed table is also appended to that file.
+JSON_ENV = "BENCH_JSON"
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def results_record(
+    rows: Sequence[Row], *, baseline: str | None, metric: str, title: str | None
+) -> dict[str, object]:
+    """One table as JSON: each figure with its baseline's value and the ratio between them."""
+    base_value = next((row.value for row in rows if row.name == baseline), None)
+    return {
+        "bench": os.path.splitext(os.path.basename(sys.argv[0]))[0],
+        "title": title,
+        "metric": metric,
+        "baseline": {"name": baseline, "value": base_value} if baseline is not None else None,
+        "rows": [
+            {
+                "name": row.name,
+                "value": row.value,
+                "ratio": (row.value / base_value) if base_value else None,
+                **{key: _plain(value) for key, value in row.extra.items()},
+            }
+            for row in rows
+        ],
+    }
+
+
+def append_json(path: str, record: dict[str, object]) -> None:
+    """Add ``record`` to the ``tables`` of the JSON file at ``path`` (created when missing)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        doc = {}
+    doc.setdefault("tables", []).append(record)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
 
 
 def print_results(
@@ -125,5 +177,8 @@ def print_results(
     title: str | None = None,
     console: Console | None = None,
 ) -> None:
-    """Print :func:`results_table` to ``console`` (stdout by default)."""
+    """Print :func:`results_table` to ``console`` (stdout by default); with ``$BENCH_JSON``, record it."""
     (console or Console()).print(results_table(rows, baseline=baseline, metric=metric, title=title))
+    path = os.environ.get(JSON_ENV)
+    if path:
+        append_json(path, results_record(rows, baseline=baseline, metric=metric, title=title))

@@ -5,8 +5,9 @@ with a new fencing token; run insert; lease insert; audit insert) and the comple
 lease delete; run update; audit insert) — with a no-op handler in between. Tasks are pre-enqueued in
 bulk (not timed).
 Modes: unbatched (one task per claim, one commit per completion) and batched (up to --batch tasks per
-claim statement; their completions, each still fenced, committed together). The baseline is
-procrastinate's own worker draining the same number of no-op jobs on the same server, in the same run.
+claim statement; their completions, each still fenced and answered on its own, in one statement:
+leases.complete_many). The baseline is procrastinate's own worker draining the same number of no-op
+jobs on the same server, in the same run.
 
     .venv/bin/python bench/claims.py                 # embedded and the machine's PostgreSQL (127.0.0.1:5432)
     .venv/bin/python bench/claims.py --backend embedded -n 5000
@@ -99,6 +100,12 @@ async def _prepare(dsn: str, n: int, agents_total: int, capacity: int) -> list[s
     return ids
 
 
+async def _queued(conn: Any) -> bool:
+    return bool(
+        (await conn.execute(text("SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued')"))).scalar()
+    )
+
+
 async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStats:
     # Sessions hold the audit MAC key, as `up`'s do: every audit insert pays for its MAC (audit.mac).
     key = MasterKey(key=os.urandom(32), source="bench")
@@ -125,7 +132,12 @@ async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStat
                 )
                 latencies.append(time.perf_counter() - start)
                 if not claims:
+                    # SKIP LOCKED can come back empty while other agents hold the last rows: stop only
+                    # once nothing is left queued.
                     idle += 1
+                    if idle >= 2 and await _queued(conn):
+                        idle = 0
+                        await asyncio.sleep(0.001)
                     continue
                 idle = 0
                 # no-op handler; each completion is still a fenced write of its own
@@ -135,11 +147,13 @@ async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStat
                             conn, claim.identity(), fencing_token=claim.fencing_token, output=None
                         )
                 else:
-                    async with engine.begin() as tx:
-                        for claim in claims:
-                            await leases.complete(
-                                tx, claim.identity(), fencing_token=claim.fencing_token, output=None
-                            )
+                    # One statement for the batch's completions, each fenced and answered on its own.
+                    answers = await leases.complete_many(
+                        conn,
+                        [leases.Completion(c.identity(), c.fencing_token, None) for c in claims],
+                    )
+                    if not all(isinstance(a, dict) for a in answers):
+                        raise RuntimeError("a bundled completion was refused")
                 done += len(claims)
 
     await asyncio.gather(*(one_agent(uuid.UUID(a)) for a in agent_ids))

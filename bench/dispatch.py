@@ -3,7 +3,9 @@
 A real `company-agents up` runs on the embedded database with idle agents on a process adapter whose
 agent records the moment it starts. Tasks are enqueued one at a time (INSERT + NOTIFY, as
 `task create` does) and each latency is agent start minus enqueue. The baseline, measured in the same
-run, is the same agent started directly with Popen: what no orchestrator could beat.
+run, is the same agent started directly with Popen: what no orchestrator could beat. The agent start is
+measured under the isolation mode `up` chooses (`user` as root, `sandbox` otherwise: docs/security.md)
+and again under `none`, as a ratio (the goal: under 1.2 times).
 
 Then two crashes:
 
@@ -41,13 +43,18 @@ AGENT = """
 import json, os, sys, time
 started = time.time()
 mode = json.load(open(".company-agents/task.json"))["body"]
-open(os.environ["PROBE_DIR"] + "/" + os.environ["CA_TASK_ID"], "w").write(repr(started))
+# In its workspace under up (a sandbox sees nothing else), in PROBE_DIR when started directly.
+open(os.environ.get("PROBE_DIR", ".") + "/" + os.environ["CA_TASK_ID"], "w").write(repr(started))
 if mode == "hang":
     time.sleep(600)
 print(json.dumps({"type": "complete", "output": None}), flush=True)
 """
 
 CLI = [sys.executable, "-m", "company_agents.cli.main"]
+
+
+# Kept from the caller: COMPANY_AGENTS_ISOLATION=none on a machine without bubblewrap.
+ISOLATION = "COMPANY_AGENTS_ISOLATION"
 
 
 def _port() -> int:
@@ -88,13 +95,33 @@ def _wait_file(path: Path, timeout: float = 30) -> float:
     raise RuntimeError(f"{path} never appeared")
 
 
+def _wait_run_file(runs: Path, name: str, timeout: float = 30) -> float:
+    """The probe's start time, written into its run's workspace (kept: the task asks for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in runs.glob(f"*/{name}"):
+            if path.read_text():
+                return float(path.read_text())
+        time.sleep(0.001)
+    raise RuntimeError(f"no run wrote {name}")
+
+
+def _remove_agent_users(agent_ids: list[str]) -> None:
+    """As root, `user` mode made an OS user per agent (the product never deletes them): the bench does."""
+    if os.geteuid() != 0:
+        return
+    for agent_id in agent_ids:
+        name = "ca-" + agent_id.replace("-", "")[:12]
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
 def _enqueue(
     conn: psycopg.Connection[tuple[object, ...]], company: object, team: object, body: str
 ) -> tuple[str, float]:
     t0 = time.time()
     row = conn.execute(
-        "INSERT INTO tasks (company_id, title, body, assigned_team_id) "
-        "VALUES (%s, 'probe', %s, %s) RETURNING id",
+        "INSERT INTO tasks (company_id, title, body, assigned_team_id, keep_workspace) "
+        "VALUES (%s, 'probe', %s, %s, true) RETURNING id",
         (company, body, team),
     ).fetchone()
     conn.execute("SELECT pg_notify('company_agents_tasks', %s)", (str(company),))
@@ -117,7 +144,9 @@ def main() -> None:
         agent = Path(tmp) / "probe_agent.py"
         agent.write_text(AGENT)
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith("COMPANY_AGENTS_") and k != "DATABASE_URL"
+            k: v
+            for k, v in os.environ.items()
+            if (not k.startswith("COMPANY_AGENTS_") and k != "DATABASE_URL") or k == ISOLATION
         }
         env.update(
             {
@@ -136,7 +165,6 @@ def main() -> None:
                 "type": "process",
                 "binary": sys.executable,
                 "args": [str(agent)],
-                "env": {"PROBE_DIR": str(probes)},
             }
         }
         (home / "config.json").write_text(json.dumps(config))
@@ -171,6 +199,7 @@ def main() -> None:
                 capture_output=True,
             )
             direct.append(_wait_file(probes / f"direct{i}") - t0)
+        agent_ids: list[str] = []
         up = _up(env)
         try:
             from company_agents.db.database import libpq_url
@@ -183,15 +212,46 @@ def main() -> None:
                 company, team = conn.execute(
                     "SELECT company_id, id FROM teams WHERE name = 'Probe'"
                 ).fetchone() or (None, None)
+                agent_ids += [str(r[0]) for r in conn.execute("SELECT id FROM agents").fetchall()]
                 conn.commit()
-                latencies = []
-                for _ in range(args.n):
-                    task_id, t0 = _enqueue(conn, company, team, "quick")
-                    latencies.append(_wait_file(probes / task_id) - t0)
-                    time.sleep(0.05)  # let the run finish: measure with idle agents
+
+                def measure(n: int) -> list[float]:
+                    found = []
+                    for _ in range(n):
+                        task_id, t0 = _enqueue(conn, company, team, "quick")
+                        found.append(_wait_run_file(home / "runs", task_id) - t0)
+                        # Let the run finish first: measure with idle agents and an idle orchestrator.
+                        while not conn.execute(
+                            "SELECT count(*) FROM runs WHERE task_id = %s AND status <> 'running'", (task_id,)
+                        ).fetchone() == (1,):
+                            conn.commit()
+                            time.sleep(0.01)
+                        conn.commit()
+                        time.sleep(0.05)
+                    return found
+
+                # Warm-up, not measured: the server's caches, and in `user` mode each agent's OS user
+                # (created once, on its first run).
+                measure(8)
+                row = conn.execute("SELECT isolation FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+                conn.commit()
+                mode = str(row[0] if row else "?")
+                # Isolated against none, in alternating rounds of a fresh `up` each, so that neither
+                # mode gets the warmer machine.
+                latencies: list[float] = []
+                unisolated: list[float] = []
+                for rnd in range(4):
+                    up.send_signal(signal.SIGTERM)
+                    up.wait(timeout=60)
+                    isolated = rnd % 2 == 1
+                    up = _up(env if isolated else {**env, "COMPANY_AGENTS_ISOLATION": "none"})
+                    (latencies if isolated else unisolated).extend(measure(max(1, args.n // 2)))
+                up.send_signal(signal.SIGTERM)
+                up.wait(timeout=60)
+                up = _up(env)
                 # Crash: an agent holds a task; kill -9 the orchestrator and restart it at once.
                 task_id, _ = _enqueue(conn, company, team, "hang")
-                _wait_file(probes / task_id)
+                _wait_run_file(home / "runs", task_id)
                 up.send_signal(signal.SIGKILL)
                 up.wait()
                 killed = time.monotonic()
@@ -218,16 +278,27 @@ def main() -> None:
             up.send_signal(signal.SIGTERM)
             up.wait(timeout=60)
             subprocess.run(["pkill", "-f", str(agent)], check=False)
+            _remove_agent_users(agent_ids)
     d50, d99 = p50_p99(direct)
     l50, l99 = p50_p99(latencies)
+    n50, n99 = p50_p99(unisolated)
     print_results(
         [
             Row("direct Popen (baseline)", d50 * 1000, {"p99 ms": round(d99 * 1000, 1)}),
-            Row("enqueue → agent start via up", l50 * 1000, {"p99 ms": round(l99 * 1000, 1)}),
+            Row(f"enqueue → agent start via up ({mode})", l50 * 1000, {"p99 ms": round(l99 * 1000, 1)}),
         ],
         baseline="direct Popen (baseline)",
         metric="p50 ms",
         title=f"Dispatch latency (n={args.n}, embedded)",
+    )
+    print_results(
+        [
+            Row("isolation none (baseline)", n50 * 1000, {"p99 ms": round(n99 * 1000, 1)}),
+            Row(f"isolation {mode}", l50 * 1000, {"p99 ms": round(l99 * 1000, 1)}),
+        ],
+        baseline="isolation none (baseline)",
+        metric="p50 ms",
+        title=f"Agent start by isolation mode: enqueue → agent start (n={args.n}; goal: under 1.2 times)",
     )
     bound = args.lease + args.reaper
     print_results(

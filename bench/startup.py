@@ -38,6 +38,10 @@ s.release()
 """
 
 
+# Kept from the caller: COMPANY_AGENTS_ISOLATION=none on a machine without bubblewrap.
+ISOLATION = "COMPANY_AGENTS_ISOLATION"
+
+
 def _port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,7 +50,11 @@ def _port() -> int:
 
 def time_up(home: Path) -> float:
     port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANY_AGENTS_") and k != "DATABASE_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith("COMPANY_AGENTS_") and k != "DATABASE_URL") or k == ISOLATION
+    }
     env.update(
         {
             "COMPANY_AGENTS_HOME": str(home),

@@ -61,7 +61,7 @@ FROM generate_series(1, %(n)s) g, (SELECT id FROM companies ORDER BY slug LIMIT 
 """
 
 COSTS_SQL = """
-INSERT INTO cost_entries (company_id, agent_id, kind, model, input_tokens, output_tokens, amount_usd,
+INSERT INTO cost_entries (company_id, agent_id, kind, model, input_tokens, output_tokens, effective_usd,
                           details, created_at)
 SELECT a.company_id, a.id, 'llm', 'model-' || (g %% 3), g %% 5000, g %% 700, (g %% 100000) / 1e6,
        '{"cached": false}'::jsonb, now() - make_interval(secs => g)

@@ -42,6 +42,7 @@ from company_agents.db.embedded import EmbeddedServer, _pgserver, heal
 from company_agents.db.migrate import upgrade
 from company_agents.home import ensure_home
 from company_agents.settings import Settings
+from tests.throwaway_pg import free_port
 
 BACKENDS = ["embedded", "external"]
 # How the product reaches its database: its default (no DATABASE_URL: the embedded server in
@@ -284,6 +285,9 @@ def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPANY_AGENTS_", "MASTER_KEY_"))}
     env.pop("DATABASE_URL", None)
     env["COMPANY_AGENTS_HOME"] = str(home)
+    # `up` also serves the model gateway: on a port of its own per test, so that two tests (or a test
+    # and an `up` the developer runs) never meet on the default one. Tests that choose ports override it.
+    env["COMPANY_AGENTS_GATEWAY_PORT"] = str(free_port())
     return env
 
 

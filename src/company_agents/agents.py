@@ -10,36 +10,33 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit
-from company_agents.companies import as_uuid, get_company
+from company_agents import audit, ids
+from company_agents.adapters.env_policy import refuse_reserved
+from company_agents.companies import get_company
 from company_agents.db.errors import translate
 from company_agents.db.schema import agents, teams
 from company_agents.errors import Conflict, InvalidInput, NotFound
 from company_agents.identity import rotate_agent_token
+from company_agents.ids import resolve_id
 from company_agents.memory import seed_memory
 
 
 async def get_team(conn: AsyncConnection, company_id: UUID, ref: str | UUID) -> dict[str, Any]:
-    """A team of the company by name (case-insensitive) or id."""
-    key = ref if isinstance(ref, UUID) else as_uuid(ref)
-    cond = teams.c.id == key if key is not None else func.lower(teams.c.name) == str(ref).lower()
-    row = (await conn.execute(select(teams).where(teams.c.company_id == company_id, cond))).mappings().first()
+    """A team of the company by name (case-insensitive), id or id prefix."""
+    key = await resolve_id(conn, ids.TEAM, ref, company_id=company_id)
+    query = select(teams).where(teams.c.company_id == company_id, teams.c.id == key)
+    row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise NotFound(f"no team {ref!s} in this company", team=str(ref))
     return dict(row)
 
 
 async def get_agent(conn: AsyncConnection, company_id: UUID | None, ref: str | UUID) -> dict[str, Any]:
-    """An agent by id, or by name within a company."""
-    key = ref if isinstance(ref, UUID) else as_uuid(ref)
-    if key is not None:
-        query = select(agents).where(agents.c.id == key)
-        if company_id is not None:
-            query = query.where(agents.c.company_id == company_id)
-    elif company_id is not None:
-        query = select(agents).where(agents.c.company_id == company_id, agents.c.name == str(ref))
-    else:
-        raise InvalidInput("name an agent by id, or give its company", field="agent")
+    """An agent by id or id prefix, or by name (case-insensitive) within a company."""
+    key = await resolve_id(conn, ids.AGENT, ref, company_id=company_id)
+    query = select(agents).where(agents.c.id == key)
+    if company_id is not None:
+        query = query.where(agents.c.company_id == company_id)
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise NotFound(f"no agent {ref!s}", agent=str(ref))
@@ -109,10 +106,14 @@ async def hire_agent(
     memory: str | None = None,
     max_concurrent_tasks: int = 1,
     adapter_config: dict[str, Any] | None = None,
+    approvals: str | None = None,
+    model: str | None = None,
+    task_budget_usd: Decimal | None = None,
     actor: str = audit.LOCAL_USER,
 ) -> dict[str, Any]:
     """Hire an agent (status ``idle``). Its budget may not exceed its team's; it reports to an agent of
-    the same company, so reporting lines stay a tree (a new agent is always a leaf)."""
+    the same company, so reporting lines stay a tree (a new agent is always a leaf). ``approvals`` is its
+    approval policy (``"spend_over:10,production_writes"``, approvals/policy.py; default: over $10)."""
     comp = await get_company(conn, company)
     if comp["status"] != "active":
         raise Conflict(f"company {comp['slug']} is archived: it cannot hire", company=comp["slug"])
@@ -123,6 +124,8 @@ async def hire_agent(
         raise InvalidInput("give --adapter (the company has no default adapter)", field="adapter")
     if max_concurrent_tasks < 1:
         raise InvalidInput("an agent takes at least one task at a time", field="maxConcurrentTasks")
+    if refused := refuse_reserved(set((adapter_config or {}).get("env") or {})):
+        raise InvalidInput(f"an agent's environment may not set {', '.join(refused)}", field="secretEnv")
     team_row = await get_team(conn, comp["id"], team) if team else None
     if budget_usd is not None:
         if budget_usd < 0:
@@ -141,6 +144,12 @@ async def hire_agent(
             raise InvalidInput(
                 f"agent budget {budget_usd} exceeds the company budget {comp['budget_usd']}", field="budget"
             )
+    from company_agents.approvals.policy import Policy
+
+    approval_policy = Policy.parse(approvals).to_json()
+    model = model.strip() if model and model.strip() else None
+    if task_budget_usd is not None and (not task_budget_usd.is_finite() or task_budget_usd < 0):
+        raise InvalidInput("the per-task budget must not be negative", field="taskBudget")
     manager = await get_agent(conn, comp["id"], reports_to) if reports_to else None
     if manager is not None and manager["status"] == "retired":
         raise InvalidInput(
@@ -161,7 +170,10 @@ async def hire_agent(
                             adapter_config=adapter_config or {},
                             reports_to=manager["id"] if manager else None,
                             budget_usd=budget_usd,
+                            task_budget_usd=task_budget_usd,
                             max_concurrent_tasks=max_concurrent_tasks,
+                            approval_policy=approval_policy,
+                            model=model,
                         )
                         .returning(agents)
                     )
@@ -187,6 +199,8 @@ async def hire_agent(
             "adapter": adapter,
             "team": team_row["name"] if team_row else None,
             "reportsTo": str(manager["id"]) if manager else None,
+            "approvalPolicy": approval_policy,
+            "model": model,
         },
     )
     # The identity token is returned once, here; only its hash is kept.

@@ -11,11 +11,12 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit
+from company_agents import audit, ids
 from company_agents.db.errors import translate
 from company_agents.db.schema import companies, teams
 from company_agents.db.schema.companies import FISCAL_PERIODS
 from company_agents.errors import InvalidInput, NotFound
+from company_agents.ids import resolve_id
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -25,19 +26,10 @@ def slugify(name: str) -> str:
     return slug or "company"
 
 
-def as_uuid(ref: str) -> UUID | None:
-    """``ref`` as a UUID, or None when it is a name or slug."""
-    try:
-        return UUID(ref)
-    except ValueError:
-        return None
-
-
 async def get_company(conn: AsyncConnection, ref: str | UUID) -> dict[str, Any]:
-    """A company by slug or id; raises ``NotFound``."""
-    key = ref if isinstance(ref, UUID) else as_uuid(ref)
-    cond = companies.c.id == key if key is not None else companies.c.slug == str(ref)
-    row = (await conn.execute(select(companies).where(cond))).mappings().first()
+    """A company by slug, id or id prefix (``ids.resolve_id``); raises ``NotFound``."""
+    key = await resolve_id(conn, ids.COMPANY, ref)
+    row = (await conn.execute(select(companies).where(companies.c.id == key))).mappings().first()
     if row is None:
         raise NotFound(f"no company {ref!s}", company=str(ref))
     return dict(row)
@@ -178,5 +170,48 @@ async def archive_company(
         subject_id=company["id"],
         company_id=company["id"],
         payload={"slug": company["slug"]},
+    )
+    return dict(row)
+
+
+PATCHABLE = ("name", "description", "budget_usd", "fiscal_period", "default_adapter")
+
+
+async def update_company(
+    conn: AsyncConnection, ref: str | UUID, changes: dict[str, Any], *, actor: str = audit.LOCAL_USER
+) -> dict[str, Any]:
+    """Change the given fields (``PATCHABLE``; the slug is permanent); an audit event lists them."""
+    company = await get_company(conn, ref)
+    values = {k: v for k, v in changes.items() if k in PATCHABLE}
+    if "name" in values:
+        values["name"] = str(values["name"]).strip()
+        if not values["name"]:
+            raise InvalidInput("a company needs a name", field="name")
+    if "fiscal_period" in values and values["fiscal_period"] not in FISCAL_PERIODS:
+        raise InvalidInput(f"fiscal period must be one of {', '.join(FISCAL_PERIODS)}", field="fiscalPeriod")
+    if values.get("budget_usd") is not None and Decimal(values["budget_usd"]) < 0:
+        raise InvalidInput("budget must not be negative", field="budget")
+    if not values:
+        return company
+    row = (
+        (
+            await conn.execute(
+                update(companies)
+                .where(companies.c.id == company["id"])
+                .values(**values, updated_at=func.now())
+                .returning(companies)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="company.updated",
+        subject_type="company",
+        subject_id=company["id"],
+        company_id=company["id"],
+        payload={k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()},
     )
     return dict(row)

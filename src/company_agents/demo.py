@@ -11,17 +11,24 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import agents, companies, tasks
 from company_agents.errors import ConfigError, NotFound
+from company_agents.examples.writer_agent import DEMO_MODEL
+from company_agents.pricing.overrides import Rates, live_override, set_override
 from company_agents.settings import Settings
 
 ADAPTER_NAME = "example"
 DEMO_SLUG = "demo"
+# The example agent's pretend model, priced by a company override so the demo shows costs (USD/M tokens).
+DEMO_PRICE = Rates(Decimal("1.00"), Decimal("4.00"))
+DEMO_PRICE_NOTE = "demo price for an offline pretend model: no money is spent"
 DEMO_NAME = "Demo Co"
 DEMO_TEAMS = ("Writing", "Research")
 # (name, role, team)
@@ -120,15 +127,24 @@ class DemoCompany:
     tasks: list[dict[str, Any]] = field(default_factory=list)
 
 
+async def _price_demo_model(conn: AsyncConnection, company_id: UUID) -> None:
+    await set_override(conn, company_id, DEMO_MODEL, DEMO_PRICE, set_by="system:demo", note=DEMO_PRICE_NOTE)
+
+
 async def create_demo_company(conn: AsyncConnection, *, max_attempts: int = 3) -> DemoCompany:
     """Create the demo company, its teams, agents and queued tasks; an existing one is left as it is.
 
     The tasks keep their workspaces (``keep_workspace``) so a person can inspect the committed files.
     """
     try:
-        return DemoCompany(company=await companies.get_company(conn, DEMO_SLUG), created=False)
+        existing = await companies.get_company(conn, DEMO_SLUG)
     except NotFound:
         pass
+    else:
+        # A demo company made before the demo priced its model gets the price now.
+        if await live_override(conn, existing["id"], DEMO_MODEL) is None:
+            await _price_demo_model(conn, existing["id"])
+        return DemoCompany(company=existing, created=False)
     company = await companies.create_company(
         conn,
         name=DEMO_NAME,
@@ -143,6 +159,9 @@ async def create_demo_company(conn: AsyncConnection, *, max_attempts: int = 3) -
         )
         for name, role, team in DEMO_AGENTS
     ]
+    await set_override(
+        conn, company["id"], DEMO_MODEL, DEMO_PRICE, set_by="system:demo", note=DEMO_PRICE_NOTE
+    )
     queued = [
         await tasks.create_task(
             conn,

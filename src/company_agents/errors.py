@@ -26,6 +26,12 @@ class ConfigError(CompanyAgentsError):
     code = "config_error"
 
 
+class IsolationUnavailable(ConfigError):
+    """No way to isolate agents on this machine, and running them unisolated was not asked for."""
+
+    code = "isolation_unavailable"
+
+
 class MasterKeyError(ConfigError):
     """The master key is missing, unreadable or unsafe."""
 
@@ -82,6 +88,12 @@ class InvalidInput(CompanyAgentsError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class AmbiguousId(InvalidInput):
+    """That id prefix matches several rows; give more characters."""
+
+    code = "ambiguous_id"
 
 
 class IllegalTransition(Conflict):
@@ -142,7 +154,7 @@ class MemoryAccessDenied(Forbidden):
 
 
 class MasterKeyMismatch(MasterKeyError):
-    """The master key is not the one this database's secrets are encrypted with."""
+    """The master key is not the one this database belongs to (its secrets, MACs and seals)."""
 
     code = "master_key_mismatch"
 
@@ -165,3 +177,9 @@ class PayloadTooLarge(InvalidInput):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class ApprovalClosed(Conflict):
+    """The approval was already answered or has expired: a decision is made once."""
+
+    code = "approval_closed"

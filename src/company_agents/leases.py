@@ -1,4 +1,4 @@
-"""Claims, leases and every write made on behalf of a running attempt (DESIGN §4).
+"""Claims, leases and every write made on behalf of a running attempt (docs/design.md §4).
 
 The invariants, each enforced in the SQL below rather than in Python:
 
@@ -26,16 +26,17 @@ whole, at the transaction boundary, by ``db.retry.retry_transient`` and nowhere 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, LiteralString
 from uuid import UUID
 
-import psycopg
-from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.audit.rejections import record_once_per_window
+from company_agents.db import driver
 from company_agents.errors import Conflict, StaleFencingToken, Unauthorized
 from company_agents.settings import Settings
 from company_agents.task_states import ACTIVE_SQL
@@ -63,6 +64,8 @@ class RetryBackoff:
 
 
 DEFAULT_BACKOFF = RetryBackoff()
+# The per-run budget reservation a claim takes unless told otherwise (Settings.budget_reservation_usd).
+DEFAULT_RESERVATION: Decimal = Settings.model_fields["budget_reservation_usd"].default
 
 # The retry rule, in SQL over the task row ``t`` as it was before the statement: attempts that counted
 # (claims minus releases) below the limit go back to the queue, after the backoff above. The exponent is
@@ -87,6 +90,8 @@ class Claim:
     lease_token: str
     lease_expires_at: datetime
     title: str
+    # The budget envelope reserved for this run (docs/budgets.md).
+    reserved_usd: Decimal = Decimal(0)
 
     def identity(self) -> RunIdentity:
         """The claimer already knows who it is: no need to look the token up again."""
@@ -115,9 +120,12 @@ class RunIdentity:
 # One round trip: the whole claim runs inside ca_claim_tasks() (migration 0003), which first locks the
 # agent row, then — in a second statement with a fresh snapshot, so it sees every lease a concurrent
 # claim for the same agent committed — claims within the agent's remaining capacity.
+# With a reservation size, the claim also reserves each task's budget envelope on its lease, in the same
+# transaction (docs/budgets.md); NULL claims without budgets (the benchmark's baseline only).
 CLAIM_SQL: LiteralString = """
-SELECT task_id, company_id, attempt, fencing_token, title, n, run_id, expires_at
-FROM ca_claim_tasks(%(agent_id)s, %(limit)s, CAST(%(hashes)s AS text[]), %(holder)s, %(lease_seconds)s)
+SELECT task_id, company_id, attempt, fencing_token, title, n, run_id, expires_at, reserved_usd
+FROM ca_claim_tasks(%(agent_id)s, %(limit)s, CAST(%(hashes)s AS text[]), %(holder)s, %(lease_seconds)s,
+                    CAST(%(reserve)s AS numeric))
 """
 
 AUTHENTICATE_SQL: LiteralString = """
@@ -160,7 +168,8 @@ SELECT (SELECT id FROM checkpoint) AS checkpoint_id
 # query, so the run row is locked after the lease and the task (test_lock_order checks it).
 START_SQL: LiteralString = """
 WITH workspace AS (
-    UPDATE runs SET workspace_path = %(workspace_path)s WHERE id = %(run_id)s RETURNING id
+    UPDATE runs SET workspace_path = %(workspace_path)s, isolation = %(isolation)s
+    WHERE id = %(run_id)s RETURNING id
 ),
 lease AS (
     SELECT task_id, run_id FROM leases
@@ -266,18 +275,19 @@ RELEASE_SQL: LiteralString = _END_TEMPLATE.format(
     active=ACTIVE_SQL,
 )
 
-# A cost reported by a running attempt, fenced like every other write; the lease row is share-locked so
-# a concurrent reaper either runs before (no lease: rejected) or after (the cost is in).
-COST_SQL: LiteralString = """
-INSERT INTO cost_entries (company_id, team_id, agent_id, task_id, run_id, kind, model, input_tokens,
-                          output_tokens, amount_usd, fencing_token, details)
-SELECT l.company_id, a.team_id, l.agent_id, l.task_id, l.run_id, %(kind)s, %(model)s, %(input_tokens)s,
-       %(output_tokens)s, %(amount_usd)s, l.fencing_token, CAST(%(details)s AS jsonb)
-FROM leases l JOIN agents a ON a.id = l.agent_id
-WHERE l.task_id = %(task_id)s AND l.fencing_token = %(fencing_token)s AND l.token_hash = %(token_hash)s
-FOR SHARE OF l
-RETURNING id
-"""
+# A hard or catastrophic budget breach stops the attempt (docs/budgets.md): the task waits as blocked
+# (reason budget) for a budget_override or a top-up; the attempt does not count against the retry
+# limit (it is counted in ``releases``), as the agent did nothing wrong.
+BLOCK_SQL: LiteralString = _END_TEMPLATE.format(
+    task_status="'blocked'",
+    task_extra=(
+        "blocked_reason = 'budget', failure_reason = %(reason)s, releases = t.releases + 1, run_after = NULL"
+    ),
+    run_status="'cancelled'",
+    run_extra="error = %(reason)s",
+    action="'task.blocked'",
+    active=ACTIVE_SQL,
+)
 
 # Compare-and-set (invariant 3): the inner SELECT locks expired leases (skipping any being renewed right
 # now); the outer condition is re-checked on the locked row version. An expired lease is a failed
@@ -327,13 +337,16 @@ async def claim(
     holder: str,
     lease_seconds: float,
     limit: int = 1,
+    reserve_usd: Decimal | None = DEFAULT_RESERVATION,
 ) -> list[Claim]:
     """Claim up to ``limit`` runnable tasks for one agent, within its capacity. Empty when the agent is
-    unknown, paused, retired, at capacity, its company is archived, or nothing is runnable.
+    unknown, paused, retired, at capacity, its company is archived, nothing is runnable, or a budget of
+    the agent's company, team or the agent itself has no room left. Each claim reserves up to
+    ``reserve_usd`` of that room (``None``: no budgets, for the benchmark's baseline only).
 
     A single statement: safe in autocommit mode (the fast path) or inside a caller's transaction."""
     tokens = [new_lease_token() for _ in range(limit)]
-    rows = await _rows(
+    rows = await driver.rows(
         conn,
         CLAIM_SQL,
         {
@@ -342,6 +355,7 @@ async def claim(
             "hashes": [hash_token(t) for t in tokens],
             "holder": holder,
             "lease_seconds": float(lease_seconds),
+            "reserve": reserve_usd,
         },
     )
     return [
@@ -355,6 +369,7 @@ async def claim(
             lease_token=tokens[r["n"] - 1],
             lease_expires_at=r["expires_at"],
             title=r["title"],
+            reserved_usd=r["reserved_usd"],
         )
         for r in rows
     ]
@@ -365,27 +380,10 @@ async def authenticate(conn: AsyncConnection, lease_token: str) -> RunIdentity:
     if not lease_token.startswith(LEASE_TOKEN_PREFIX):
         raise Unauthorized("not a lease token")
     token_hash = hash_token(lease_token)
-    row = await _one(conn, AUTHENTICATE_SQL, {"token_hash": token_hash})
+    row = await driver.one(conn, AUTHENTICATE_SQL, {"token_hash": token_hash})
     if row is None:
         raise Unauthorized("unknown lease token")
     return RunIdentity(token_hash=token_hash, **row)
-
-
-async def _rows(conn: AsyncConnection, sql: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run one statement on the connection's psycopg driver, in the caller's transaction (or autocommit).
-
-    The hot path goes straight to the driver: through SQLAlchemy's async layer each statement cost about
-    0.4 ms more client CPU (measured), a third of a claim. The SQL is static (LiteralString)."""
-    raw = await conn.get_raw_connection()
-    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-    async with driver.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall() if cur.description is not None else []
-
-
-async def _one(conn: AsyncConnection, sql: LiteralString, params: dict[str, Any]) -> dict[str, Any] | None:
-    rows = await _rows(conn, sql, params)
-    return rows[0] if rows else None
 
 
 def _params(ident: RunIdentity, fencing_token: int) -> dict[str, Any]:
@@ -406,7 +404,7 @@ WHERE task_id = %(task_id)s AND fencing_token = %(fencing_token)s AND token_hash
 
 async def lease_is_current(conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int) -> bool:
     """The run still holds its task under this fencing token (for reads made on its behalf)."""
-    row = await _one(conn, LEASE_CURRENT_SQL, _params(ident, fencing_token))
+    row = await driver.one(conn, LEASE_CURRENT_SQL, _params(ident, fencing_token))
     return row is not None
 
 
@@ -434,7 +432,7 @@ async def run_standing(
     conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int
 ) -> RunStanding | None:
     """The run's status and whether it holds its lease; None when the task's fence has moved on."""
-    row = await _one(conn, RUN_STANDING_SQL, _params(ident, fencing_token))
+    row = await driver.one(conn, RUN_STANDING_SQL, _params(ident, fencing_token))
     return RunStanding(**row) if row is not None else None
 
 
@@ -451,7 +449,7 @@ async def renew(
     conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, lease_seconds: float
 ) -> datetime:
     """Extend the lease from the database clock."""
-    row = await _one(
+    row = await driver.one(
         conn, RENEW_SQL, {**_params(ident, fencing_token), "lease_seconds": float(lease_seconds)}
     )
     if row is None:
@@ -461,10 +459,17 @@ async def renew(
 
 
 async def start(
-    conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, workspace_path: str
+    conn: AsyncConnection,
+    ident: RunIdentity,
+    *,
+    fencing_token: int,
+    workspace_path: str,
+    isolation: str | None = None,
 ) -> None:
-    """``assigned → running``: the adapter is launching the agent process in ``workspace_path``."""
-    row = await _one(conn, START_SQL, {**_params(ident, fencing_token), "workspace_path": workspace_path})
+    """``assigned → running``: the adapter is launching the agent process in ``workspace_path``,
+    isolated as ``isolation`` (``user``, ``sandbox``, ``none``)."""
+    params = {**_params(ident, fencing_token), "workspace_path": workspace_path, "isolation": isolation}
+    row = await driver.one(conn, START_SQL, params)
     if row is None or row["started"] != 1:
         raise stale_error(ident, fencing_token, "start_run")
 
@@ -473,7 +478,9 @@ async def report_progress(
     conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, checkpoint: dict[str, Any]
 ) -> int:
     """Store a structured checkpoint with the run; returns its id."""
-    row = await _one(conn, PROGRESS_SQL, {**_params(ident, fencing_token), "payload": json.dumps(checkpoint)})
+    row = await driver.one(
+        conn, PROGRESS_SQL, {**_params(ident, fencing_token), "payload": json.dumps(checkpoint)}
+    )
     if row is None or row["checkpoint_id"] is None:
         raise stale_error(ident, fencing_token, "report_progress")
     return int(row["checkpoint_id"])
@@ -498,7 +505,7 @@ async def _end(
         ),
         **extra,
     }
-    row = await _one(conn, sql, params)
+    row = await driver.one(conn, sql, params)
     if row is None:
         raise stale_error(ident, fencing_token, tool)
     return row
@@ -519,6 +526,117 @@ async def complete(
         extra={"output": body},
         event_payload={"reasoning": reasoning[:500]},
     )
+
+
+# Several completions (of several runs) in ONE statement: each row is fenced exactly as COMPLETE_SQL
+# fences one — its lease row (task, fencing token, token hash) locked first, the task updated only under
+# its own token and an active status — and each is answered on its own (a stale one matches nothing and
+# comes back missing). Leases are locked in task-id order, so two batches never deadlock on each other.
+COMPLETE_MANY_SQL: LiteralString = f"""
+WITH input AS (
+    SELECT * FROM unnest(CAST(%(task_ids)s AS uuid[]), CAST(%(run_ids)s AS uuid[]),
+                         CAST(%(fencing_tokens)s AS bigint[]), CAST(%(token_hashes)s AS text[]),
+                         CAST(%(outputs)s AS jsonb[]), CAST(%(actors)s AS text[]),
+                         CAST(%(event_payloads)s AS jsonb[]))
+        AS i(task_id, run_id, fencing_token, token_hash, output, actor, event_payload)
+),
+lease AS MATERIALIZED (
+    SELECT l.task_id, i.run_id, i.fencing_token, i.token_hash, i.output, i.actor, i.event_payload
+    FROM leases l JOIN input i
+      ON l.task_id = i.task_id AND l.fencing_token = i.fencing_token AND l.token_hash = i.token_hash
+    ORDER BY l.task_id
+    FOR UPDATE OF l
+),
+task AS (
+    UPDATE tasks t
+    SET status = 'review', updated_at = now(), output = l.output, failure_reason = NULL
+    FROM lease l
+    WHERE t.id = l.task_id AND t.fencing_token = l.fencing_token AND t.status IN {ACTIVE_SQL}
+    RETURNING t.id, t.company_id, t.status, t.attempt, t.max_attempts, t.releases, t.run_after
+),
+dropped AS (
+    DELETE FROM leases l USING task, lease x
+    WHERE l.task_id = task.id AND x.task_id = task.id
+      AND l.fencing_token = x.fencing_token AND l.token_hash = x.token_hash
+    RETURNING l.task_id
+),
+run AS (
+    UPDATE runs r
+    SET status = 'succeeded', exit_reason = 'complete', ended_at = now(), output = x.output
+    FROM task JOIN lease x ON x.task_id = task.id
+    WHERE r.id = x.run_id AND r.task_id = task.id AND r.status = 'running'
+    RETURNING r.id
+),
+event AS (
+    INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id, payload)
+    SELECT task.company_id, x.actor, 'task.completed', 'task', task.id::text,
+           x.event_payload || jsonb_build_object('status', task.status, 'attempt', task.attempt)
+    FROM task JOIN lease x ON x.task_id = task.id
+    ORDER BY task.id
+)
+SELECT t.id AS task_id, t.status, t.attempt, t.max_attempts, t.releases, t.run_after,
+       (SELECT count(*) FROM dropped d WHERE d.task_id = t.id) AS leases
+FROM task t
+"""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One run's ``complete`` for :func:`complete_many`."""
+
+    ident: RunIdentity
+    fencing_token: int
+    output: Any
+    reasoning: str = ""
+
+
+async def complete_many(
+    conn: AsyncConnection, completions: Sequence[Completion]
+) -> list[dict[str, Any] | StaleFencingToken]:
+    """``complete`` for several runs in one statement; one answer per completion, in order.
+
+    Each is fenced on its own: a stale one changes nothing and is answered with its
+    ``StaleFencingToken`` (returned, not raised, so the others' answers are not lost). In autocommit
+    mode the statement is its own transaction: all of the current ones are committed together.
+    """
+    if not completions:
+        return []
+    if len({c.ident.task_id for c in completions}) != len(completions):
+        raise ValueError("complete_many: one completion per task")
+    params: dict[str, list[Any]] = {
+        key: []
+        for key in (
+            "task_ids",
+            "run_ids",
+            "fencing_tokens",
+            "token_hashes",
+            "outputs",
+            "actors",
+            "event_payloads",
+        )
+    }
+    for c in completions:
+        p = _params(c.ident, c.fencing_token)
+        params["task_ids"].append(c.ident.task_id)
+        params["run_ids"].append(c.ident.run_id)
+        params["fencing_tokens"].append(c.fencing_token)
+        params["token_hashes"].append(c.ident.token_hash)
+        params["outputs"].append(json.dumps({"output": c.output, "reasoning": c.reasoning}))
+        params["actors"].append(p["actor"])
+        params["event_payloads"].append(
+            json.dumps(
+                {
+                    "runId": str(c.ident.run_id),
+                    "fencingToken": c.fencing_token,
+                    "reasoning": c.reasoning[:500],
+                }
+            )
+        )
+    found = {row.pop("task_id"): row for row in await driver.rows(conn, COMPLETE_MANY_SQL, params)}
+    return [
+        found.get(c.ident.task_id) or stale_error(c.ident, c.fencing_token, "mark_complete")
+        for c in completions
+    ]
 
 
 async def fail(
@@ -562,51 +680,41 @@ async def handoff(
 
 
 async def release(
-    conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, reason: str
+    conn: AsyncConnection,
+    ident: RunIdentity,
+    *,
+    fencing_token: int,
+    reason: str,
+    exit_reason: str = "shutdown",
 ) -> dict[str, Any]:
-    """Give the task back to the queue at once (orchestrator shutdown); the attempt is not counted."""
+    """Give the task back to the queue at once (orchestrator shutdown, or no budget room left for the
+    run: ``exit_reason`` ``budget``); the attempt is not counted."""
     return await _end(
         conn,
         RELEASE_SQL,
         ident,
         fencing_token=fencing_token,
         tool="release",
-        exit_reason="shutdown",
+        exit_reason=exit_reason,
         extra={"reason": reason},
         event_payload={"reason": reason[:500]},
     )
 
 
-async def record_cost(
-    conn: AsyncConnection,
-    ident: RunIdentity,
-    *,
-    fencing_token: int,
-    model: str | None,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    amount_usd: Any = None,
-    kind: str = "llm",
-    details: dict[str, Any] | None = None,
-) -> UUID:
-    """Store a cost as it arrived (pricing comes with the costs issue); fenced."""
-    row = await _one(
+async def block_for_budget(
+    conn: AsyncConnection, ident: RunIdentity, *, fencing_token: int, reason: str, exit_reason: str = "budget"
+) -> dict[str, Any]:
+    """End the attempt because a budget stopped it: the task waits as ``blocked`` (reason ``budget``)."""
+    return await _end(
         conn,
-        COST_SQL,
-        {
-            **_params(ident, fencing_token),
-            "kind": kind,
-            "model": model,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "amount_usd": amount_usd,
-            "details": json.dumps(details or {}),
-        },
+        BLOCK_SQL,
+        ident,
+        fencing_token=fencing_token,
+        tool="budget_stop",
+        exit_reason=exit_reason,
+        extra={"reason": reason},
+        event_payload={"reason": reason[:500], "blockedReason": "budget"},
     )
-    if row is None:
-        raise stale_error(ident, fencing_token, "cost")
-    cost_id: UUID = row["id"]
-    return cost_id
 
 
 async def reap_expired(
@@ -614,7 +722,7 @@ async def reap_expired(
 ) -> list[dict[str, Any]]:
     """Remove expired leases; re-queue their tasks after ``backoff`` (or fail them past the retry
     limit)."""
-    return await _rows(conn, REAP_SQL, {"batch": batch, **backoff.params()})
+    return await driver.rows(conn, REAP_SQL, {"batch": batch, **backoff.params()})
 
 
 async def record_rejection(

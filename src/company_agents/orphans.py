@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import leases
 from company_agents.audit import SYSTEM_ACTOR
+from company_agents.db import driver
 from company_agents.db.database import Database
 from company_agents.leases import RETRIES_LEFT_SQL
 from company_agents.task_states import ACTIVE_SQL
@@ -124,7 +125,7 @@ async def record_agent_process(
 ) -> None:
     """Record this orchestrator as the run's holder and the agent's process group; fenced."""
     holder = this_holder()
-    row = await leases._one(
+    row = await driver.one(
         conn,
         RECORD_PROCESS_SQL,
         {
@@ -287,7 +288,7 @@ async def end_orphan(conn: AsyncConnection, orphan: Orphan, *, killed: int) -> d
         "holder": orphan.holder,
         "killedProcesses": killed,
     }
-    return await leases._one(
+    return await driver.one(
         conn,
         END_ORPHAN_SQL,
         {
@@ -310,7 +311,7 @@ async def sweep_orphans(db: Database, *, me: Holder | None = None) -> list[dict[
     ended: list[dict[str, Any]] = []
     try:
         async with db.autocommit() as conn:
-            rows = await leases._rows(conn, HELD_HERE_SQL, {"host": me.host})
+            rows = await driver.rows(conn, HELD_HERE_SQL, {"host": me.host})
             for orphan in find_orphans(rows, me):
                 killed = (
                     kill_agent_group(orphan.agent_pgid, orphan.agent_started_at)

@@ -8,23 +8,19 @@ from uuid import UUID
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from company_agents import ids
 from company_agents.companies import get_company
 from company_agents.db.schema import agents, companies, run_checkpoints, runs, tasks
 from company_agents.db.schema.runs import RUN_STATUSES
 from company_agents.errors import InvalidInput, NotFound
-from company_agents.tasks import parse_task_id
+from company_agents.ids import resolve_id
+from company_agents.pagination import Key, newest_first
+from company_agents.tasks import resolve_task_id
 
-RUN_ID_PREFIX = "run_"
 
-
-def parse_run_id(ref: str | UUID) -> UUID:
-    """A run id (a UUID, optionally written ``run_<uuid>``); ``InvalidInput`` otherwise."""
-    if isinstance(ref, UUID):
-        return ref
-    try:
-        return UUID(ref.removeprefix(RUN_ID_PREFIX))
-    except ValueError:
-        raise InvalidInput(f"{ref!r} is not a run id", field="run") from None
+async def resolve_run_id(conn: AsyncConnection, ref: str | UUID) -> UUID:
+    """A run id (a UUID, optionally written ``run_<uuid>``, or a unique prefix of one)."""
+    return await resolve_id(conn, ids.RUN, ref)
 
 
 def _runs_query() -> Select[Any]:
@@ -48,13 +44,16 @@ async def list_runs(
     task: str | None = None,
     status: list[str] | None = None,
     limit: int = 200,
+    page: bool = False,
+    before: Key | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs, newest first, with their task title, agent name and company slug."""
+    """Runs, newest first, with their task title, agent name and company slug; with ``page``, a keyset
+    page after ``before`` with one extra row (``pagination``)."""
     query = _runs_query()
     if company is not None:
         query = query.where(runs.c.company_id == (await get_company(conn, company))["id"])
     if task is not None:
-        query = query.where(runs.c.task_id == parse_task_id(task))
+        query = query.where(runs.c.task_id == await resolve_task_id(conn, task))
     if status:
         unknown = [s for s in status if s not in RUN_STATUSES]
         if unknown:
@@ -64,13 +63,16 @@ async def list_runs(
         query = query.where(runs.c.status.in_(status))
     if limit < 1:
         raise InvalidInput("limit must be at least 1", field="limit")
-    query = query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)
+    if page:
+        query = newest_first(query, runs.c.started_at, runs.c.id, before, limit)
+    else:
+        query = query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def get_run(conn: AsyncConnection, ref: str | UUID) -> dict[str, Any]:
     """One run with its task title, agent name and company slug; raises ``NotFound``."""
-    run_id = parse_run_id(ref)
+    run_id = await resolve_run_id(conn, ref)
     row = (await conn.execute(_runs_query().where(runs.c.id == run_id))).mappings().first()
     if row is None:
         raise NotFound(f"no run {ref!s}", run=str(ref))

@@ -2,9 +2,9 @@
 
 Invariants:
 
-- Every row is encrypted under the same master key (``key_id``); master-key rotation re-encrypts all of
-  them in one transaction. Writers take a shared advisory lock and rotation an exclusive one, so no
-  value is ever written under a key the rotation has just retired.
+- Every row is encrypted under the database's master key (``key_id``, recorded in ``database_key``);
+  master-key rotation re-encrypts all of them in one transaction. Writers take a shared advisory lock
+  and rotation an exclusive one, so no value is ever written under a key the rotation has just retired.
 - The associated data binds each ciphertext to ``(company_id, name)``: a row copied to another company
   (or renamed) fails to decrypt, and every query filters on ``company_id`` as well.
 - Values never appear in exceptions, logs, audit payloads or return values other than ``reveal``.
@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any, LiteralString
 from uuid import UUID
@@ -22,25 +23,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit, crypto
+from company_agents.adapters.env_policy import refuse_reserved
 from company_agents.db import locks
 from company_agents.db.errors import translate
 from company_agents.db.schema import secrets
 from company_agents.errors import InvalidInput, MasterKeyMismatch, NotFound
 from company_agents.master_key import MasterKey
+from company_agents.master_key.owner import owner_mismatch
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 # Shared by secret writers, exclusive for master-key rotation.
 SECRETS_KEY_LOCK = locks.SECRETS_KEY
 MASTER_KEY_ROTATED = "master_key.rotated"
 
-# The key the database's secrets are under: any secret row (they all share one key), else the key the
-# last master-key rotation installed; NULL for a database that never needed a key.
+# The key the database belongs to (docs/deployment.md): its record, else (a database whose record was
+# never made, e.g. restored from before migration 0015 into a table-less state) any secret's key.
 DATABASE_KEY_ID_SQL: LiteralString = """
-SELECT coalesce(
-    (SELECT key_id FROM secrets LIMIT 1),
-    (SELECT payload->>'newKeyId' FROM audit_events WHERE action = 'master_key.rotated'
-     ORDER BY id DESC LIMIT 1)
-)
+SELECT coalesce((SELECT key_id FROM database_key WHERE id = 1), (SELECT key_id FROM secrets LIMIT 1))
+"""
+# The first key used with a database becomes its owner (``master_key.owner``).
+CLAIM_DATABASE_KEY_SQL: LiteralString = """
+INSERT INTO database_key (id, key_id, recorded_by) VALUES (1, :key_id, :host)
+ON CONFLICT (id) DO NOTHING
 """
 
 METADATA_COLUMNS = (
@@ -56,23 +60,21 @@ METADATA_COLUMNS = (
 
 
 def mismatch_error(master_key: MasterKey, database_key_id: str) -> MasterKeyMismatch:
-    return MasterKeyMismatch(
-        f"the master key {master_key.source} (key id {master_key.key_id}) is not the key this database's "
-        f"secrets are encrypted with (key id {database_key_id}); restore that key file or point "
-        "MASTER_KEY_PATH at it",
-        key_id=master_key.key_id,
-        database_key_id=database_key_id,
-    )
+    return owner_mismatch(master_key, database_key_id)
 
 
 async def database_key_id(conn: AsyncConnection) -> str | None:
-    """The key id the database's secrets are encrypted under, or None when nothing is encrypted yet."""
+    """The key id the database belongs to, or None when no key was ever used with it."""
     value = (await conn.execute(text(DATABASE_KEY_ID_SQL))).scalar_one()
     return None if value is None else str(value)
 
 
 async def check_master_key(conn: AsyncConnection, master_key: MasterKey) -> None:
-    """Raise ``MasterKeyMismatch`` unless ``master_key`` is the database's key (or it has none yet)."""
+    """Raise ``MasterKeyMismatch`` unless ``master_key`` is the database's key; the first key used with
+    a database (in this transaction) becomes its key."""
+    await conn.execute(
+        text(CLAIM_DATABASE_KEY_SQL), {"key_id": master_key.key_id, "host": socket.gethostname()}
+    )
     current = await database_key_id(conn)
     if current is not None and current != master_key.key_id:
         raise mismatch_error(master_key, current)
@@ -277,6 +279,8 @@ async def resolve_env(
     The result must only be handed to the child process, never logged or stored.
     """
     resolved: dict[str, str] = {}
+    if refused := refuse_reserved(set(env)):
+        raise InvalidInput(f"an agent's environment may not set {', '.join(refused)}", field="env")
     for var, spec in env.items():
         if isinstance(spec, str):
             resolved[var] = spec

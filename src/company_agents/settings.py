@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,19 +41,39 @@ class Settings(BaseSettings):
     mcp_server_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MCP_SERVER_URL", "mcp_server_url")
     )
-    # Loopback only while the API has no authentication (`check_bind_host`).
+    # Loopback only while no API token exists (`check_bind_host`).
     bind_host: str = "127.0.0.1"
     # Largest request body the tool endpoint reads (413 beyond it).
     tool_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Largest workspace file the upload_asset tool copies into the company's assets.
+    asset_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     api_port: int = 3100
+    # Largest request body the REST API reads (413 beyond it).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Origins a browser may call the REST API from; none (no CORS headers at all) unless configured.
+    api_cors_origins: list[str] = Field(default_factory=list)
     dashboard_port: int = 3101
     tool_port: int = 4200
+    # The model gateway (docs/gateway.md): agents' model calls go through it unless `COMPANY_AGENTS_GATEWAY`
+    # is off (then the key is handed to the agent). Its port sits next to the tool port.
+    gateway: Literal["on", "off"] = "on"
+    gateway_port: int = 4201
+    # Model calls one run may make per minute; the same request body this many times in a row ends the
+    # run as `loop_detected` (0: the rule is off); the output cap priced for a request that names none.
+    gateway_rate_per_minute: int = Field(default=120, ge=1)
+    gateway_loop_repeats: int = Field(default=5, ge=0)
+    gateway_default_max_tokens: int = Field(default=32000, ge=1)
+    # Largest model request the gateway reads (413 beyond it): requests carry images and documents.
+    gateway_max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_concurrent_runs: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) * 2))
     # Overrides the computed pool size (max_concurrent_runs + headroom); named in docs/configuration.md.
     db_pool_size: int | None = None
     auto_migrate: bool = False
     lease_seconds: float = 300.0
     reaper_interval_seconds: float = 5.0
+    # How often `up` refreshes its row in the orchestrators registry (and re-reads the database's master
+    # key); a row three intervals old is shown as gone (docs/deployment.md).
+    heartbeat_interval_seconds: int = Field(default=10, ge=1, le=3600)
     max_attempts: int = 3
     # Retry backoff of failed attempts (leases.RetryBackoff): base * 2**(failures - 1), capped, jittered.
     retry_backoff_base_seconds: float = 5.0
@@ -61,15 +82,39 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = 3600.0
     shutdown_grace_seconds: float = 10.0
     workspace_retention_days: float = 7.0
+    # How agents are isolated (company_agents.isolation, docs/security.md): `auto` picks the strongest
+    # mode this machine offers (`user` as root, else `sandbox`); `none` only when asked for.
+    isolation: Literal["auto", "user", "sandbox", "none"] = "auto"
+    # `user` mode: each agent runs as its own OS user, named this prefix + 12 hex digits of its id.
+    agent_user_prefix: str = Field(default="ca-", pattern=r"^[a-z_][a-z0-9_-]{0,15}$")
+    # Extra paths hidden from sandboxed agents (files or directories), on top of the instance home.
+    sandbox_hide: list[Path] = Field(default_factory=list)
+    # Resource limits per agent process (0 turns one off); an adapter's "limits" overrides them.
+    agent_cpu_seconds: int = Field(default=3600, ge=0)
+    agent_address_space_bytes: int = Field(default=32 * 1024**3, ge=0)
+    agent_open_files: int = Field(default=8192, ge=0)
+    # RLIMIT_NPROC counts the processes of a uid: applied in `user` mode only, where the uid is the agent's.
+    agent_processes: int = Field(default=1024, ge=0)
     housekeeping_interval_seconds: float = 60.0
     scheduler_poll_seconds: float = 1.0
+    # Approvals (approvals/): how long a request waits for a person before it expires (= denied), and
+    # the longest a request_approval call holds the connection waiting for the answer (long poll).
+    approval_expiry_seconds: float = Field(default=4 * 3600.0, gt=0)
+    approval_wait_seconds: float = Field(default=30.0, ge=0, le=600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Days a rotated, compressed `<home>/logs/<name>.log.<date>.gz` is kept.
+    log_retention_days: int = Field(default=30, ge=1)
     # Scheduled backups inside `up` (0 turns them off) and what `backup prune` keeps.
     backup_interval_seconds: float = 86400.0
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
     # Scheduled backups carry the master key only when this is set (a backup with the key decrypts secrets).
     backup_include_secrets: bool = False
+    # Budgets (docs/budgets.md): what one claim reserves of its scopes' room (the overshoot bound is
+    # written in terms of it), and the loop budget: tool calls in one run, unless its adapter sets
+    # "loopBudget".
+    budget_reservation_usd: Decimal = Field(default=Decimal("2.00"), gt=0)
+    loop_budget_tool_calls: int = Field(default=100, ge=1)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -127,6 +172,16 @@ class Settings(BaseSettings):
     def tool_url(self) -> str:
         """Where agents reach the tool endpoint (``MCP_SERVER_URL`` overrides it)."""
         return self.mcp_server_url or f"http://{self.bind_host}:{self.tool_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        """Where agents reach the model gateway (docs/gateway.md)."""
+        return f"http://{self.bind_host}:{self.gateway_port}"
+
+    @property
+    def mcp_url(self) -> str:
+        """Where agents reach the MCP server: ``/mcp`` of the tool endpoint."""
+        return f"{self.tool_url.rstrip('/')}/mcp"
 
     @property
     def run_logs_dir(self) -> Path:
@@ -199,11 +254,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind_host(settings: Settings) -> None:
-    """Refuse to serve beyond this machine while the REST API and tool endpoint have no authentication."""
-    if not is_loopback(settings.bind_host):
+def check_bind_host(settings: Settings, *, api_tokens: bool | None = False) -> None:
+    """Refuse to serve beyond this machine while no API token exists (``api_tokens`` False): a
+    non-loopback bind needs ``/v1`` to authenticate someone. ``None``: not known yet (the database is
+    not open); ``runtime.orchestrator.serve`` checks again once it is."""
+    if not is_loopback(settings.bind_host) and api_tokens is False:
         raise ConfigError(
-            f"COMPANY_AGENTS_BIND_HOST={settings.bind_host} is not a loopback address; the API has no "
-            "authentication yet, so it binds 127.0.0.1, ::1 or localhost only",
+            f"COMPANY_AGENTS_BIND_HOST={settings.bind_host} is not a loopback address and the API has no "
+            "authentication configured (no API token): create one with `company-agents token create`, "
+            "or bind 127.0.0.1, ::1 or localhost",
             field="bind_host",
         )

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from company_agents.db.database import Database, open_database
-from company_agents.db.migrate import MigrationStatus, migration_status, upgrade
+from company_agents.db.revision import MigrationStatus, at_head
 from company_agents.errors import SchemaOutOfDate
 from company_agents.home import ensure_home
-from company_agents.master_key import MasterKey, load_master_key, master_key_status
-from company_agents.master_key.rotation import check_key_matches_database, recover_pending_rotation
+from company_agents.master_key import MasterKey, master_key_status
+from company_agents.master_key.owner import bind_master_key
+from company_agents.master_key.rotation import recover_pending_rotation
 from company_agents.settings import Settings
 
 
@@ -33,7 +34,16 @@ def database_has_secrets(db: Database) -> bool:
 
 
 def ensure_schema(db: Database) -> MigrationStatus:
-    """Migrate a database we own (embedded, or auto-migrate configured); refuse a stale one elsewhere."""
+    """Migrate a database we own (embedded, or auto-migrate configured); refuse a stale one elsewhere.
+
+    A database at this package's head costs no more than the revision ``open_database`` read; Alembic
+    is loaded only to migrate or to say what is pending.
+    """
+    status = at_head(db.schema_revision)
+    if status is not None:
+        return status
+    from company_agents.db.migrate import migration_status, upgrade
+
     engine = db.sync_engine()
     try:
         if db.is_embedded or db.settings.auto_migrate:
@@ -60,8 +70,8 @@ def instance(settings: Settings) -> Iterator[Instance]:
         schema = ensure_schema(db)
         # A master-key rotation a crash interrupted is finished (or undone) before the key is read.
         recover_pending_rotation(settings, db)
-        key = load_master_key(settings, create=True, database_has_secrets=database_has_secrets(db))
-        check_key_matches_database(db, key)
+        # The database's record of its key decides (one key per database; docs/deployment.md).
+        key = bind_master_key(settings, db)
         db.audit_key = key  # every event this process writes gets its MAC (audit.mac)
         yield Instance(settings=settings, db=db, schema=schema, master_key=key)
     finally:

@@ -1,4 +1,4 @@
-"""The task state machine (DESIGN §4), enforced here and nowhere else.
+"""The task state machine (docs/design.md §4), enforced here and nowhere else.
 
 ``queued → assigned → running → review → done``; from ``assigned``/``running``: ``failed``,
 ``cancelled``, ``handoff``, or back to ``queued`` when an attempt ends and retries remain;
@@ -46,11 +46,13 @@ ACTIVE_SQL = sql_list(ACTIVE)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"assigned", "cancelled", "blocked"}),
-    "assigned": frozenset({"running", "review", "queued", "failed", "cancelled", "handoff"}),
-    "running": frozenset({"review", "queued", "failed", "cancelled", "handoff"}),
+    # An attempt stopped by a budget leaves its task blocked (docs/budgets.md).
+    "assigned": frozenset({"running", "review", "queued", "failed", "cancelled", "handoff", "blocked"}),
+    "running": frozenset({"review", "queued", "failed", "cancelled", "handoff", "blocked"}),
     "review": frozenset({"done", "queued", "cancelled"}),
     "handoff": frozenset({"queued", "cancelled", "done"}),
-    "blocked": frozenset({"queued", "cancelled"}),
+    # An approval denied (or expired) while the task waits for it escalates to a person.
+    "blocked": frozenset({"queued", "cancelled", "handoff"}),
     "done": frozenset(),
     "failed": frozenset(),
     "cancelled": frozenset(),

@@ -16,11 +16,13 @@ from uuid import UUID
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import audit
+from company_agents import audit, ids
 from company_agents.agents import get_agent, get_team
 from company_agents.companies import get_company
 from company_agents.db.schema import leases, runs, tasks, teams
-from company_agents.errors import InvalidInput, NotFound
+from company_agents.errors import Conflict, InvalidInput, NotFound
+from company_agents.ids import resolve_id
+from company_agents.pagination import Key, newest_first
 from company_agents.task_states import ACTIVE, TASK_STATUSES_ALL, check_transition
 
 # One NOTIFY per enqueue transaction wakes idle schedulers; polling stays behind it.
@@ -28,17 +30,13 @@ TASKS_CHANNEL = "company_agents_tasks"
 NOTIFY_SQL = text("SELECT pg_notify(:channel, :payload)")
 
 
-def parse_task_id(ref: str | UUID) -> UUID:
-    if isinstance(ref, UUID):
-        return ref
-    try:
-        return UUID(ref)
-    except ValueError:
-        raise InvalidInput(f"{ref!r} is not a task id", field="task") from None
+async def resolve_task_id(conn: AsyncConnection, ref: str | UUID) -> UUID:
+    """A task id from a full id or a unique prefix of one (``ids.resolve_id``)."""
+    return await resolve_id(conn, ids.TASK, ref)
 
 
 async def get_task(conn: AsyncConnection, ref: str | UUID, *, for_update: bool = False) -> dict[str, Any]:
-    query = select(tasks).where(tasks.c.id == parse_task_id(ref))
+    query = select(tasks).where(tasks.c.id == await resolve_task_id(conn, ref))
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
@@ -139,16 +137,21 @@ async def list_tasks(
     team: str | None = None,
     parent: str | None = None,
     limit: int = 200,
+    page: bool = False,
+    before: Key | None = None,
 ) -> list[dict[str, Any]]:
-    """Filters: status (several), agent, team, parent (``null`` = top-level only)."""
+    """Filters: status (several), agent, team, parent (``null`` = top-level only). Oldest first; with
+    ``page``, a keyset page newest first after ``before`` with one extra row (``pagination``)."""
     comp = await get_company(conn, company)
     query = (
         select(tasks, teams.c.name.label("team_name"))
         .select_from(tasks.outerjoin(teams, teams.c.id == tasks.c.assigned_team_id))
         .where(tasks.c.company_id == comp["id"])
-        .order_by(tasks.c.created_at)
-        .limit(limit)
     )
+    if page:
+        query = newest_first(query, tasks.c.created_at, tasks.c.id, before, limit)
+    else:
+        query = query.order_by(tasks.c.created_at).limit(limit)
     if status:
         unknown = [s for s in status if s not in TASK_STATUSES_ALL]
         if unknown:
@@ -161,7 +164,7 @@ async def list_tasks(
     if parent == "null":
         query = query.where(tasks.c.parent_id.is_(None))
     elif parent:
-        query = query.where(tasks.c.parent_id == parse_task_id(parent))
+        query = query.where(tasks.c.parent_id == await resolve_task_id(conn, parent))
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
@@ -189,7 +192,7 @@ async def _move(
     values: dict[str, Any] | None = None,
     payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    task = await _lock_for_move(conn, parse_task_id(ref))
+    task = await _lock_for_move(conn, await resolve_task_id(conn, ref))
     check_transition(task["status"], target, task_id=task["id"])
     row = (
         (
@@ -295,3 +298,49 @@ async def requeue_task(conn: AsyncConnection, ref: str, *, actor: str = audit.LO
     row = await _move(conn, ref, "queued", action="task.requeued", actor=actor, values={"run_after": None})
     await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
     return row
+
+
+# What a person may change on a task nobody is working on (a running attempt keeps the brief it got).
+EDITABLE = ("title", "body", "priority")
+EDITABLE_STATUSES = ("queued", "blocked", "handoff")
+
+
+async def update_task(
+    conn: AsyncConnection, ref: str, changes: dict[str, Any], *, actor: str = audit.LOCAL_USER
+) -> dict[str, Any]:
+    """Change title, body or priority of a queued, blocked or handed-off task; ``Conflict`` otherwise."""
+    task = await _lock_for_move(conn, await resolve_task_id(conn, ref))
+    values = {k: v for k, v in changes.items() if k in EDITABLE and v is not None}
+    if "title" in values:
+        values["title"] = str(values["title"]).strip()
+        if not values["title"] or len(values["title"]) > 500:
+            raise InvalidInput("a title is one sentence (1 to 500 characters)", field="title")
+    if not values:
+        return task
+    if task["status"] not in EDITABLE_STATUSES:
+        raise Conflict(
+            f"task is {task['status']}: only a queued, blocked or handed-off task can be edited",
+            task=str(task["id"]),
+        )
+    row = (
+        (
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task["id"])
+                .values(**values, updated_at=func.now())
+                .returning(tasks)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="task.updated",
+        subject_type="task",
+        subject_id=task["id"],
+        company_id=task["company_id"],
+        payload={"fields": sorted(values)},
+    )
+    return dict(row)

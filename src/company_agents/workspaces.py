@@ -1,4 +1,4 @@
-"""Run workspaces (DESIGN §5): ``<home>/runs/<run-id>/``, a git working tree with the task's context,
+"""Run workspaces (docs/design.md §5): ``<home>/runs/<run-id>/``, a git working tree with the task's context,
 and their retention: deleted after success, kept N days after failure, kept when asked (``--keep``)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from uuid import UUID
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from company_agents.approvals.lifecycle import decisions_for_task
 from company_agents.db.schema import agents, companies, runs, tasks, teams
 from company_agents.leases import Claim
 from company_agents.memory import memory_snapshot
@@ -45,6 +47,8 @@ class RunContext:
     company: dict[str, Any]
     team: dict[str, Any] | None
     memory: str  # the MEMORY.md snapshot
+    # The task's approvals, latest per action (approvals.lifecycle.decisions_for_task).
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
     def task_json(self, workspace: Path, mcp_url: str) -> dict[str, Any]:
         budget = self.task["budget_usd"] or self.agent["budget_usd"]
@@ -67,26 +71,53 @@ class RunContext:
             "budgetEnvelope": {"usd": _num(budget), "tokens": None},
             "workspacePath": str(workspace),
             "mcpServerUrl": mcp_url,
+            **self._approvals_json(),
         }
+
+    def _approvals_json(self) -> dict[str, Any]:
+        policy = self.agent.get("approval_policy") or {}
+        return {"approvals": self.approvals, "approvalPolicy": policy}
 
 
 def _num(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
 
 
+def _prefixed(table: Any, prefix: str) -> list[Any]:
+    return [column.label(prefix + column.name) for column in table.c]
+
+
+def _unprefixed(row: Mapping[str, Any], table: Any, prefix: str) -> dict[str, Any]:
+    return {column.name: row[prefix + column.name] for column in table.c}
+
+
 async def load_context(conn: AsyncConnection, claim: Claim) -> RunContext:
-    task = dict((await conn.execute(select(tasks).where(tasks.c.id == claim.task_id))).mappings().one())
-    agent = dict((await conn.execute(select(agents).where(agents.c.id == claim.agent_id))).mappings().one())
-    company = dict(
-        (await conn.execute(select(companies).where(companies.c.id == claim.company_id))).mappings().one()
-    )
-    team = None
-    if agent["team_id"] is not None:
-        team = dict(
-            (await conn.execute(select(teams).where(teams.c.id == agent["team_id"]))).mappings().one()
+    """The run's context. The task, its agent, the company and the team are one query (the start of
+    every run waits for it); the memory snapshot and the approvals follow."""
+    query = (
+        select(
+            *_prefixed(tasks, "t_"),
+            *_prefixed(agents, "a_"),
+            *_prefixed(companies, "c_"),
+            *_prefixed(teams, "m_"),
         )
+        .select_from(
+            tasks.join(agents, agents.c.id == claim.agent_id)
+            .join(companies, companies.c.id == claim.company_id)
+            .outerjoin(teams, teams.c.id == agents.c.team_id)
+        )
+        .where(tasks.c.id == claim.task_id)
+    )
+    row = dict((await conn.execute(query)).mappings().one())
+    task = _unprefixed(row, tasks, "t_")
+    agent = _unprefixed(row, agents, "a_")
+    company = _unprefixed(row, companies, "c_")
+    team = _unprefixed(row, teams, "m_") if agent["team_id"] is not None else None
     memory = await memory_snapshot(conn, agent, task_ids=[task["id"]])
-    return RunContext(claim=claim, task=task, agent=agent, company=company, team=team, memory=memory)
+    decided = await decisions_for_task(conn, task["id"])
+    return RunContext(
+        claim=claim, task=task, agent=agent, company=company, team=team, memory=memory, approvals=decided
+    )
 
 
 def _agents_md(ctx: RunContext) -> str:
@@ -95,7 +126,9 @@ def _agents_md(ctx: RunContext) -> str:
         f"# {ctx.agent['name']}\n\nRole: {ctx.agent['role']}\nTeam: {team}\n"
         f"Company: {ctx.company['name']} ({ctx.company['slug']})\n\n"
         "Read `task.json` first, then `MEMORY.md`. Report progress when there is something to say, and "
-        "finish with `complete` (or `failed`/`handoff`). See docs/agent-protocol.md.\n"
+        "finish with `complete` (or `failed`/`handoff`). Before an action your `approvalPolicy` names, ask "
+        "with `request_approval` and act only on the answer (`approvals` in task.json). "
+        "See docs/agent-protocol.md.\n"
     )
 
 
@@ -104,7 +137,11 @@ TOOLS_MD = """# Tools
 Write one JSON object per line on stdout: `progress`, `cost`, `complete`, `failed`, `handoff`.
 Or call `POST $MCP_SERVER_URL/tools/<name>` with `Authorization: Bearer $CA_LEASE_TOKEN` and
 `{"fencingToken": $CA_FENCING_TOKEN, ...}`: renew_lease, report_progress, mark_complete, mark_failed,
-request_handoff. A 409 `stale_fencing_token` means this run no longer owns the task: stop.
+request_handoff, request_approval (ask a person first; the answers so far are `approvals` in task.json).
+The same tools (and memory_read, memory_write, create_subtask, upload_asset) are served over MCP at
+`$CA_MCP_URL` with the same bearer header; there the fencing token is implied and never sent.
+A 409 `stale_fencing_token` (over MCP: a tool error with that code) means this run no longer owns the
+task: stop.
 """
 
 
@@ -139,7 +176,8 @@ async def init_workspace(settings: Settings, run_id: UUID) -> Path:
         log.warning("git init failed in %s: %s", path, exc, extra={"action": "workspace_git_failed"})
     # Keep the orchestrator's files out of the agent's commits.
     (path / ".git" / "info").mkdir(parents=True, exist_ok=True)
-    (path / ".git" / "info" / "exclude").write_text(f"{CONTEXT_DIR}/\n{RUN_DIR}/\n")
+    # And the agent's own HOME and temp dir (``isolation.launch``).
+    (path / ".git" / "info" / "exclude").write_text(f"{CONTEXT_DIR}/\n{RUN_DIR}/\n/.home/\n/.tmp/\n")
     return path
 
 

@@ -26,6 +26,19 @@ def cli(env: dict[str, str], *args: str) -> Any:
     return json.loads(out.stdout)
 
 
+def set_secret(env: dict[str, str], name: str, value: str, company: str = "acme") -> None:
+    """``secret set`` with the value on stdin, as a user types it (never in argv)."""
+    done = subprocess.run(
+        [*CLI, "secret", "set", "--company", company, name],
+        env=env,
+        input=value,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def setup_company(
     env: dict[str, str],
     home: Path,
@@ -90,8 +103,11 @@ def add_task(env: dict[str, str], mode: str, *extra: str) -> str:
 class Orchestrator:
     def __init__(self, env: dict[str, str], *, tool_port: int | None = None) -> None:
         self.api_port, self.tool_port = free_port(), tool_port or free_port()
+        self.gateway_port = free_port()
         self.env = {
             **env,
+            # Each up its own ports, the gateway's too (cli_env's is shared by every up of one test).
+            "COMPANY_AGENTS_GATEWAY_PORT": str(self.gateway_port),
             "COMPANY_AGENTS_API_PORT": str(self.api_port),
             "COMPANY_AGENTS_TOOL_PORT": str(self.tool_port),
             "COMPANY_AGENTS_DASHBOARD_PORT": str(free_port()),

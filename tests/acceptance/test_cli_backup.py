@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ def test_switching_embedded_to_external_and_back(
     assert [t["sha256"] for t in back["tables"]] == [t["sha256"] for t in exported["tables"]]
     fresh = {**cli_env, "COMPANY_AGENTS_HOME": str(tmp_path / "home2")}
     ok("db", "import", str(tmp_path / "external.tar"), env=fresh)
+    # The export carries the database's record of its master key: a home without that key is refused
+    # (it never makes a key of its own for an owned database) until the key is copied over.
+    refused = run_cli("company", "list", env=fresh)
+    assert refused.returncode == 1 and "belongs to master key" in refused.stderr
+    assert not (tmp_path / "home2" / "secrets" / "master.key").exists()
+    shutil.copyfile(home / "secrets" / "master.key", tmp_path / "home2" / "secrets" / "master.key")
+    (tmp_path / "home2" / "secrets" / "master.key").chmod(0o600)
     assert ok("company", "list", env=fresh) == companies
 
 
@@ -66,9 +74,12 @@ def test_backup_commands_and_a_restore_drill(
     if product_db.env:
         server: PgServer = request.getfixturevalue(f"{product_db.mode}_pg")
         drill_db = {"DATABASE_URL": server.create_empty_database()}
-    ok("new", "--name", "Acme", env=env)
+    # A key the test knows (to check it never reaches the output), in place before the first command:
+    # the database records the first key used with it, and any other is refused.
+    (home / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
     (home / "secrets" / "master.key").write_bytes(b"k" * 32)
     (home / "secrets" / "master.key").chmod(0o600)
+    ok("new", "--name", "Acme", env=env)
     (home / "runs" / "r1").mkdir(parents=True)
     (home / "runs" / "r1" / "log.txt").write_text("kept workspace\n")
     plain = ok("backup", "create", env=env)

@@ -146,12 +146,15 @@ def test_secrets_integrations_memory_and_audit_through_the_cli(
     failed_json = cli.run("audit", "verify", "--company", "acme", "--json", ok=False)
     assert json.loads(failed_json.stdout)["firstProblem"]["eventId"] == row[0]
 
-    # A wrong master key: a clear error, and nothing changes.
-    (home / "secrets" / "master.key").write_bytes(os.urandom(32))
+    # A wrong master key: a clear error, and nothing changes. Every command that loads the key is
+    # refused (the database records the key that owns it; docs/deployment.md), reads included.
+    key_file = home / "secrets" / "master.key"
+    right = key_file.read_bytes()
+    key_file.write_bytes(os.urandom(32))
     wrong = cli.run("secrets", "set", "--company", "acme", "other", stdin="v", ok=False)
-    assert (
-        wrong.returncode == 1 and "is not the key this database's secrets are encrypted with" in wrong.stderr
-    )
+    assert wrong.returncode == 1 and "is not this database's master key" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    key_file.write_bytes(right)
     still = cli.json("secrets", "list", "--company", "acme")
     assert isinstance(still, list) and [s["name"] for s in still] == ["anthropic_api_key", "integration.gh"]
 

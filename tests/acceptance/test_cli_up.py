@@ -133,6 +133,20 @@ def test_doctor_reports_each_check_and_passes_on_a_healthy_home(cli_env: dict[st
     proc = subprocess.Popen([*CLI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_healthy(port, proc)
+        running = run_cli("doctor", "--json", env=env)
+        assert running.returncode == 0, running.stdout  # our own up on its ports is the healthy state
+        checks = {c["name"]: c for c in json.loads(running.stdout)}
+        for name in ("api port", "tool port"):
+            assert checks[name]["detail"].endswith(f"in use by Company Agents, pid {proc.pid}, healthy")
+        dashboard = int(env["COMPANY_AGENTS_DASHBOARD_PORT"])
+        with socket.socket() as foreign:  # this test process is the foreign one
+            foreign.bind(("127.0.0.1", dashboard))
+            foreign.listen()
+            taken = run_cli("doctor", env=env)
+        assert taken.returncode == 1
+        line = next(x for x in taken.stdout.splitlines() if "dashboard port" in x)
+        assert "in use by python" in line and f"pid {os.getpid()}" in line and "not by Company Agents" in line
+        assert "set COMPANY_AGENTS_DASHBOARD_PORT to a free port" in taken.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -147,6 +161,10 @@ def test_doctor_reports_each_check_and_passes_on_a_healthy_home(cli_env: dict[st
         "dashboard port",
         "tool port",
     }
+    # The home's embedded server (no DATABASE_URL here) asks every connection for its password.
+    checks = {c["name"]: c for c in json.loads(second.stdout)}
+    assert checks["database password"]["ok"] is True
+    assert "db.pgpass" in checks["database password"]["detail"]
 
 
 @pytest.mark.slow

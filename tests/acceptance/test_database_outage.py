@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from company_agents.db.embedded import EmbeddedServer
+from company_agents.db.embedded_auth import PASSWORD_FILE_NAME
 from tests.acceptance.orchestrator import CLI, Orchestrator, add_task, setup_company, wait_for
 from tests.throwaway_pg import ThrowawayPostgres, find_bin_dir
 
@@ -46,7 +47,8 @@ class Backend:
 def _embedded_url(home: Path) -> str:
     """The embedded server's socket URL, from its ``postmaster.pid`` (port and socket directory)."""
     lines = (home / "db" / "postmaster.pid").read_text().splitlines()
-    return f"postgresql://postgres@/company_agents?host={lines[4]}&port={lines[3]}"
+    passfile = home / "secrets" / PASSWORD_FILE_NAME  # the server asks for its password
+    return f"postgresql://postgres@/company_agents?host={lines[4]}&port={lines[3]}&passfile={passfile}"
 
 
 class _EmbeddedAccess:
@@ -100,6 +102,9 @@ def backend(
         "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
         "COMPANY_AGENTS_LEASE_SECONDS": str(LEASE_SECONDS),
         "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": "0.5",
+        # The agents wait for a file of the test's (GO_FILE), outside their workspace: a sandbox would
+        # not show it to them. Isolation has tests of its own (test_isolation.py).
+        "COMPANY_AGENTS_ISOLATION": "none",
     }
     if request.param == "embedded":
         access = _EmbeddedAccess(home)

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -63,6 +64,14 @@ def test_demo_tasks_reach_review_with_committed_files(
         assert log.stdout.split(" ", 1) == [output["commit"], "Company Agents writer\n"]
         logs = run_cli("run", "logs", run["id"], env=env)
         assert logs.returncode == 0 and '"type": "complete"' in logs.stdout
+
+    # Each run reported a cost for the pretend model, priced through the runner by the demo's override.
+    costs = json.loads(run_cli("costs", "show", "--company", "demo", "--json", env=env).stdout)
+    assert costs["total"]["entries"] == len(DEMO_TASKS) and costs["unpriced"]["entries"] == 0
+    assert 0 < Decimal(costs["total"]["usd"]) < Decimal("0.01")  # small, and clearly a demo price
+    entries = json.loads(run_cli("costs", "entries", "--company", "demo", "--json", env=env).stdout)
+    assert {e["priceSource"].split(":")[0] for e in entries} == {"override"}
+    assert {e["model"] for e in entries} == {"demo-offline-writer"}
 
     by_title = {r["taskTitle"]: r for r in runs}
     readme = Path(by_title["Write the project README"]["workspacePath"]) / "README.md"

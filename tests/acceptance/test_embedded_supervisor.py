@@ -13,6 +13,7 @@ import httpx
 import psutil
 import pytest
 
+from company_agents.db.embedded_auth import PASSWORD_FILE_NAME
 from tests.acceptance.orchestrator import Orchestrator, add_task, query, setup_company, wait_for
 from tests.acceptance.test_cli_up import run_cli
 
@@ -56,7 +57,8 @@ def _postmasters(home: Path) -> list[int]:
 
 def _url(home: Path) -> str:
     socket_dir = (home / "db" / "postmaster.pid").read_text().splitlines()[4]
-    return f"postgresql://postgres@/company_agents?host={socket_dir}"
+    passfile = home / "secrets" / PASSWORD_FILE_NAME  # the server asks for its password
+    return f"postgresql://postgres@/company_agents?host={socket_dir}&passfile={passfile}"
 
 
 def _healthy(port: int) -> bool:

@@ -30,6 +30,9 @@ def env(cli_env: dict[str, str], db_url: str) -> dict[str, str]:
         "DATABASE_URL": db_url,
         "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "0.2",
         "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
+        # These tests read the host pids the agent writes (a sandbox's PID namespace has its own), so
+        # they run unisolated; the isolation modes themselves are tested in test_isolation.py.
+        "COMPANY_AGENTS_ISOLATION": "none",
     }
 
 

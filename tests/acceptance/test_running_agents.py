@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ def env(cli_env: dict[str, str], product_db: ProductDb) -> dict[str, str]:
         "COMPANY_AGENTS_SHUTDOWN_GRACE_SECONDS": "2",
         # Crashed and reaped attempts come back at once here (backoff: test_retry_backoff.py).
         "COMPANY_AGENTS_RETRY_BACKOFF_BASE_SECONDS": "0",
+        # These tests read the host pids the agent writes (a sandbox's PID namespace has its own), so
+        # they run unisolated; the isolation modes themselves are tested in test_isolation.py.
+        "COMPANY_AGENTS_ISOLATION": "none",
     }
 
 
@@ -203,18 +207,23 @@ def test_two_orchestrators_on_one_database_run_every_task_exactly_once(
     other_home.mkdir()
     (other_home / "config.json").write_text((home / "config.json").read_text())
     a = Orchestrator(env)
-    # With a URL the second orchestrator has a home of its own; without one, a home IS its database,
-    # so the two share the home and its embedded server.
-    b = Orchestrator({**env, "COMPANY_AGENTS_HOME": str(other_home)} if product_db.env else env)
     try:
-        wait_for(
-            lambda: query(db_url, "SELECT count(*) FROM tasks WHERE status = 'review'")[0][0] == n,
-            timeout=120,
-            what="all tasks in review",
-        )
+        # One master key per database (docs/deployment.md): the second home gets a copy of the first's.
+        (other_home / "secrets").mkdir(mode=0o700)
+        shutil.copy2(home / "secrets" / "master.key", other_home / "secrets" / "master.key")
+        # With a URL the second orchestrator has a home of its own; without one, a home IS its
+        # database, so the two share the home and its embedded server.
+        b = Orchestrator({**env, "COMPANY_AGENTS_HOME": str(other_home)} if product_db.env else env)
+        try:
+            wait_for(
+                lambda: query(db_url, "SELECT count(*) FROM tasks WHERE status = 'review'")[0][0] == n,
+                timeout=120,
+                what="all tasks in review",
+            )
+        finally:
+            b.terminate()
     finally:
         a.terminate()
-        b.terminate()
     per_task = query(db_url, "SELECT task_id, count(*) FROM runs GROUP BY task_id")
     assert len(per_task) == n and all(c == 1 for _, c in per_task)
 

@@ -84,14 +84,51 @@ def populate(
             entry = uuid4()
             conn.execute(
                 "INSERT INTO cost_entries (id, company_id, agent_id, task_id, run_id, kind, model,"
-                " input_tokens, output_tokens, amount_usd) VALUES (%s, %s, %s, %s, %s, 'llm', 'm', 10, 20,"
+                " input_tokens, output_tokens, effective_usd) VALUES (%s, %s, %s, %s, %s, 'llm', 'm', 10, 20,"
                 " 0.12345678)",
                 (entry, company, worker, child, run),
             )
             conn.execute(
-                "INSERT INTO cost_entries (company_id, kind, adjusts_entry_id, amount_usd)"
+                "INSERT INTO cost_entries (company_id, kind, adjusts_entry_id, effective_usd)"
                 " VALUES (%s, 'adjustment', %s, -0.1)",
                 (company, entry),
+            )
+            conn.execute(
+                "INSERT INTO approvals (company_id, task_id, run_id, agent_id, action, cost_usd,"
+                " side_effects, requested_by, expires_at)"
+                " VALUES (%s, %s, %s, %s, 'send the newsletter', 12.5, %s,"
+                " 'agent:x', '2026-02-01T00:00:00Z')",
+                (company, child, run, worker, Jsonb([AWKWARD])),
+            )
+            conn.execute(
+                "INSERT INTO approval_rules (company_id, effect, action_pattern, max_usd, reason, created_by)"
+                " VALUES (%s, 'auto_approve', 'book *', 25, %s, 'user:local')",
+                (company, AWKWARD),
+            )
+            conn.execute(
+                "INSERT INTO cost_counters (scope, scope_id, day, company_id, usd, entries)"
+                " VALUES ('company', %s, '2026-01-31', %s, 0.02345678, 2)",
+                (company, company),
+            )
+            conn.execute(
+                "INSERT INTO price_overrides (company_id, model, input_mtok, output_mtok, note, set_by)"
+                " VALUES (%s, %s, 1.25, 10, %s, 'user:x')",
+                (company, f"model-{c}", AWKWARD),
+            )
+            conn.execute(
+                "INSERT INTO budget_grants (company_id, scope, scope_id, kind, usd, day, reason, created_by)"
+                " VALUES (%s, 'team', %s, 'topup', 12.3456, '2026-01-31', %s, 'user:local')",
+                (company, team, AWKWARD),
+            )
+            conn.execute(
+                "INSERT INTO budget_breaches (company_id, scope, scope_id, period_start, level, cap_usd,"
+                " spent_usd, task_id, run_id) VALUES (%s, 'team', %s, '2026-01-01', 'soft', 10, 8.12345678,"
+                " %s, %s)",
+                (company, team, child, run),
+            )
+            conn.execute(
+                "INSERT INTO workflow_budgets (workflow_id, company_id, budget_usd) VALUES (%s, %s, 7.5)",
+                (uuid4(), company),
             )
             conn.execute(
                 "INSERT INTO memory_entries (company_id, scope, scope_id, topic, body, actor)"
@@ -112,6 +149,17 @@ def populate(
                 " VALUES (%s, 'github', 'gh', %s)",
                 (company, secret),
             )
+            conn.execute(
+                "INSERT INTO api_tokens (company_id, name, env, token_hash, hint, scopes, created_by)"
+                " VALUES (%s, %s, 'dev', %s, 'ca_dev_0123', %s, 'user:local')",
+                (company, AWKWARD[:200] or "t", uuid4().hex + tag, ["read", f"company:{company}"]),
+            )
+            # Before the events: the audit trigger writes their outbox rows (webhook_deliveries).
+            conn.execute(
+                "INSERT INTO webhook_endpoints (company_id, url, events, secret_name, description)"
+                " VALUES (%s, 'https://example.com/hook?q=1', %s, 'webhook.x', %s)",
+                (company, ["*", "task.*"], AWKWARD),
+            )
             for n in range(3):
                 conn.execute(
                     "INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id, payload)"
@@ -121,6 +169,24 @@ def populate(
         conn.execute(
             "INSERT INTO audit_seals (first_event_id, last_event_id, event_count, events_hash, seal_hash,"
             " key_id, signature) SELECT min(id), max(id), count(*), 'h', 's', 'k', 'sig' FROM audit_events"
+        )
+        conn.execute(
+            "INSERT INTO database_key (id, key_id, recorded_by) VALUES (1, %s, 'populate')"
+            " ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+            (key_id,),
+        )
+        # Host tables (db/schema/hosts.py): not carried by export, import or restore.
+        conn.execute(
+            "INSERT INTO orchestrators (host, pid, holder, version, schema_revision, isolation, key_id,"
+            " heartbeat_seconds) VALUES ('populate-host', 1, 'populate-host:1', '0', 'x', 'none', %s, 10)",
+            (key_id,),
+        )
+        conn.execute(
+            "INSERT INTO backups (created_at, host, path, name, size_bytes, includes_secrets,"
+            " schema_revision) VALUES ('2000-01-03T00:00:00Z', 'populate-host', %s, 'x.tar.gz', 1, false,"
+            " 'x')"
+            " ON CONFLICT DO NOTHING",
+            (f"/nowhere/{tag}.tar.gz",),
         )
     return Populated(key=key, plaintexts=plaintexts)
 

@@ -104,6 +104,11 @@ def test_stale_postmaster_pid_naming_a_live_unrelated_process(pgdata: Path) -> N
     _spawn_owner(pgdata, "exit").communicate(timeout=60)
     assert _wait_gone(pgdata)
     unrelated = subprocess.Popen(["sleep", "60"])
+    # Popen returns once exec has begun, a moment before the kernel fills in the new command line; until
+    # then the process looks like one that is exiting, which heal() rightly leaves alone.
+    deadline = time.monotonic() + 10
+    while not psutil.Process(unrelated.pid).cmdline() and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         pidfile = pgdata / "postmaster.pid"
         pidfile.write_text(

@@ -170,7 +170,7 @@ async def test_rotation_with_the_wrong_key_changes_nothing(settings: Settings, d
     path = key_path(settings)
     path.write_bytes(os.urandom(32))
     wrong = load_master_key(settings, create=False)
-    with pytest.raises(MasterKeyMismatch, match="restore that key file"):
+    with pytest.raises(MasterKeyMismatch, match=r"is not this database.s master key .*fix: copy key"):
         await rotate_master_key(settings, db.engine, wrong)
     assert not pending_path(path).exists() and not list(settings.secrets_dir.glob("*.bak"))
     assert await key_ids_in_db(db) == {right.key_id}

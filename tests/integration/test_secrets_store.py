@@ -193,7 +193,7 @@ async def test_duplicate_names_conflict(engine: AsyncEngine, key: MasterKey) -> 
     a, b = await two_companies(engine)
     await store(engine, key, a, "token", PLAINTEXT)
     await store(engine, key, b, "token", "other")  # names are per company
-    with pytest.raises(Conflict, match="secrets rotate"):
+    with pytest.raises(Conflict, match="secret rotate"):
         await store(engine, key, a, "token", "again")
 
 

@@ -67,7 +67,9 @@ def test_history_tables_refuse_update_delete_truncate(db_url: str, table: str) -
                 "INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id) "
                 "VALUES (%s, 'user:test', 'company.created', 'company', 'x')"
             ),
-            "cost_entries": "INSERT INTO cost_entries (company_id, kind, amount_usd) VALUES (%s, 'llm', 1.5)",
+            "cost_entries": (
+                "INSERT INTO cost_entries (company_id, kind, effective_usd) VALUES (%s, 'llm', 1.5)"
+            ),
             "memory_entries": (
                 "INSERT INTO memory_entries (company_id, scope, scope_id, topic, body, actor) "
                 "VALUES (%s, 'company', %s, 'style', 'terse', 'user:test')"

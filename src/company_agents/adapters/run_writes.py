@@ -61,16 +61,22 @@ class RunWrites:
         self.note = note
         self.on_lost = on_lost
 
-    async def retry(self, what: str, work: Work) -> Any:
-        """``work`` on a fresh autocommit connection, retried through transient errors for one window."""
+    async def retry(self, what: str, work: Work, *, transaction: bool = False) -> Any:
+        """``work`` on a fresh autocommit connection (in one transaction with ``transaction``), retried
+        through transient errors for one window."""
 
         async def once() -> Any:
+            if transaction:
+                async with self.db.engine.begin() as tx:
+                    return await work(tx)
             async with self.db.autocommit() as conn:
                 return await work(conn)
 
         return await retry_transient(once, what=what, backoff=OUTAGE, deadline=self.window)
 
-    async def write(self, what: str, work: Work, applied: Applied | None = None) -> Any:
+    async def write(
+        self, what: str, work: Work, applied: Applied | None = None, *, transaction: bool = False
+    ) -> Any:
         """One fenced write; ``None`` (and ``on_lost``) when the lease is lost or the database stayed
         away for the whole window; ``APPLIED_EARLIER`` when ``applied`` shows a lost reply's write took."""
         tries = 0
@@ -81,7 +87,7 @@ class RunWrites:
             return await work(conn)
 
         try:
-            return await self.retry(what, counted)
+            return await self.retry(what, counted, transaction=transaction)
         except StaleFencingToken:
             if tries > 1 and applied is not None and await self._applied_earlier(what, applied):
                 return APPLIED_EARLIER

@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from company_agents.api.errors import error_response
+from company_agents.api.middleware import request_id_of
 from company_agents.errors import PayloadTooLarge
 
 
@@ -33,7 +34,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(self._error())(scope, receive, send)
+            await error_response(self._error(), request_id_of(scope))(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -63,4 +64,4 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await error_response(self._error())(scope, receive, send)
+            await error_response(self._error(), request_id_of(scope))(scope, receive, send)

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.audit.seal import EVENT_COLUMNS
@@ -43,6 +43,18 @@ def parse_when(value: str, *, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+_ID_PREFIX = re.compile(r"^[0-9a-f][0-9a-f-]{5,34}$")
+
+
+def _subject_id_matches(ident: str) -> ColumnElement[bool]:
+    """An exact subject id, or the start of one (6+ characters, as tables print ids: docs/design.md §3)."""
+    column = audit_events.c.subject_id
+    text = ident.strip().lower()
+    if _ID_PREFIX.match(text):
+        return column.startswith(text, autoescape=True)
+    return column == ident
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Search keys. ``action`` is exact (``task.created``) or a category (``task`` / ``task.``);
@@ -62,8 +74,9 @@ class AuditFilter:
         if self.company_id is not None:
             query = query.where(t.company_id == self.company_id)
         if self.actor:
-            if self.actor.endswith(":"):
-                query = query.where(t.actor.startswith(self.actor, autoescape=True))
+            kind, _, ident = self.actor.partition(":")
+            if self.actor.endswith(":") or _ID_PREFIX.match(ident.lower()):
+                query = query.where(t.actor.startswith(f"{kind}:{ident.lower()}", autoescape=True))
             else:
                 query = query.where(t.actor == self.actor)
         if self.action:
@@ -74,11 +87,11 @@ class AuditFilter:
         if self.subject:
             kind, sep, ident = self.subject.partition(":")
             if not sep:
-                query = query.where(t.subject_id == self.subject)
+                query = query.where(_subject_id_matches(self.subject))
             else:
                 query = query.where(t.subject_type == kind)
                 if ident:
-                    query = query.where(t.subject_id == ident)
+                    query = query.where(_subject_id_matches(ident))
         if self.since is not None:
             query = query.where(t.created_at >= self.since)
         if self.until is not None:

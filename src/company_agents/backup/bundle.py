@@ -36,6 +36,7 @@ from company_agents.audit.anchor import snapshot_anchor
 from company_agents.db.database import Database
 from company_agents.errors import ArchiveError
 from company_agents.master_key import MasterKey, load_master_key
+from company_agents.master_key.owner import check_owner
 from company_agents.settings import Settings
 from company_agents.transfer.archive import CHUNK, ArchiveReader
 from company_agents.transfer.export import snapshot, write_export
@@ -179,9 +180,15 @@ def create_backup(
     include_secrets: bool = False,
     progress: ProgressFn | None = None,
     now: datetime | None = None,
+    scheduled: bool = False,
 ) -> BackupInfo:
-    """Write a backup of the database, the run workspaces and the audit trail (and the key, if asked)."""
+    """Write a backup of the database, the run workspaces and the audit trail (and the key, if asked),
+    and record it in the database (``backup.records``) so every host lists it."""
+    from company_agents.backup.records import record_backup  # it reads backups with this module
+
     key: MasterKey | None = load_master_key(settings, create=False) if include_secrets else None
+    if key is not None:  # a backup that carries a key must carry the one its secrets need
+        check_owner(db, key)
     directory = settings.backups_dir
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     created = (now or datetime.now(UTC)).astimezone(UTC)
@@ -237,7 +244,9 @@ def create_backup(
         os.replace(partial, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BackupInfo(path=path, raw=info)
+    result = BackupInfo(path=path, raw=info)
+    record_backup(db, result, scheduled=scheduled)
+    return result
 
 
 def _parse_info(path: Path, raw: bytes) -> dict[str, Any]:
@@ -323,6 +332,11 @@ def unpack_backup(path: Path, dest: Path) -> BackupInfo:
                 if info_raw is None:
                     info_raw = target.read_bytes()
                 seen[rel.as_posix()] = digest.hexdigest()
+            # Read the gzip stream to its end: its CRC covers the tar padding after the last member,
+            # which no member checksum does (a flipped bit there must still refuse the file).
+            stream = tar.fileobj
+            while stream is not None and stream.read(CHUNK):
+                pass
     except (tarfile.TarError, zlib.error, OSError, EOFError) as exc:
         raise ArchiveError(f"{path.name} is corrupt or truncated ({exc})") from None
     if info_raw is None:

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from company_agents.backup.bundle import backup_time
+from company_agents.backup.records import all_backups, mark_deleted
+from company_agents.db.database import Database
 from company_agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,25 +45,38 @@ def select_retained(
     return keep
 
 
-def prune_backups(settings: Settings, *, dry_run: bool = False) -> tuple[list[Path], list[Path]]:
-    """Delete the backups retention does not keep; return ``(kept, removed)``."""
+def prune_backups(
+    settings: Settings, db: Database | None = None, *, dry_run: bool = False
+) -> tuple[list[Path], list[Path]]:
+    """Delete this home's backups that retention does not keep; return ``(kept, removed)`` (this home's).
+
+    With ``db``, retention is decided over every backup the database records, on every host
+    (``backup.records``), so the instance keeps N daily and M weekly in all; only this home's files are
+    deleted, and their records marked. Without it, over this home's files alone.
+    """
     directory = settings.backups_dir
     if not directory.is_dir():
         return [], []
-    found = {p.name: p for p in directory.iterdir() if p.is_file() and backup_time(p.name) is not None}
+    candidates = all_backups(settings, db, read_local=False)
+    keys = {f"{r.host}\0{r.path}": r for r in candidates}
     keep = select_retained(
-        ((name, t) for name in found if (t := backup_time(name)) is not None),
+        ((key, r.created_at) for key, r in keys.items()),
         keep_daily=settings.backup_keep_daily,
         keep_weekly=settings.backup_keep_weekly,
     )
-    removed = [found[n] for n in sorted(found) if n not in keep]
+    ours = sorted((r for r in candidates if r.here), key=lambda r: r.name)
+    removed_records = [r for r in ours if f"{r.host}\0{r.path}" not in keep]
+    kept = [r.path for r in ours if f"{r.host}\0{r.path}" in keep]
+    removed = [r.path for r in removed_records]
     if not dry_run:
-        for path in removed:
-            path.unlink(missing_ok=True)
-            log.info("backup pruned", extra={"action": "backup_pruned", "path": str(path)})
+        for record in removed_records:
+            record.path.unlink(missing_ok=True)
+            if db is not None and record.recorded:
+                mark_deleted(db, record.host, record.path)
+            log.info("backup pruned", extra={"action": "backup_pruned", "path": str(record.path)})
         cutoff = time.time() - STALE_SECONDS
         for leftover in directory.iterdir():
             if leftover.name.startswith(LEFTOVER_PREFIXES) and leftover.is_dir():
                 if leftover.stat().st_mtime < cutoff:
                     shutil.rmtree(leftover, ignore_errors=True)
-    return [found[n] for n in sorted(keep)], removed
+    return kept, removed

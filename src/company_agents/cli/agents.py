@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import agents
-from company_agents.cli.context import run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+from company_agents.cli.details import local_time, print_fields, with_name
+from company_agents.cli.help import id_argument, id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import InvalidInput
@@ -18,7 +23,7 @@ team_app = typer.Typer(help="Teams: create, list.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents: hire, list, show, pause, resume, retire.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
-CompanyOpt = Annotated[str, typer.Option("--company", help="Company slug or id.")]
+CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", slug=True))]
 
 
 def team_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -39,11 +44,14 @@ def agent_public(row: dict[str, Any]) -> dict[str, Any]:
         "reports_to",
         "status",
         "budget_usd",
+        "task_budget_usd",
         "max_concurrent_tasks",
+        "model",
+        "approval_policy",
         "created_at",
         "retired_at",
     )
-    out = {k: row[k] for k in keys}
+    out = {k: row.get(k) for k in keys}
     if "team_name" in row:
         out["team"] = row["team_name"]
     return out
@@ -53,11 +61,14 @@ def agent_public(row: dict[str, Any]) -> dict[str, Any]:
 def team_create(
     ctx: typer.Context,
     company: CompanyOpt,
-    name: Annotated[str, typer.Option("--name")],
+    name: Annotated[str, typer.Option("--name", help="Team name, unique in the company.")],
     budget: Annotated[Decimal | None, typer.Option(help="Team budget in USD.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a team."""
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+
     row = run_in_transaction(
         settings_from(ctx),
         lambda conn: agents.create_team(conn, company=company, name=name, budget_usd=budget),
@@ -71,23 +82,33 @@ def team_create(
 @team_app.command("list")
 def team_list(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List a company's teams."""
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.ids import short_id
+
     rows = run_in_transaction(settings_from(ctx), lambda conn: agents.list_teams(conn, company=company))
     if json_out:
         print_json([team_public(r) for r in rows])
     else:
-        print_table("Teams", ["name", "budget", "id"], [[r["name"], r["budget_usd"], r["id"]] for r in rows])
+        print_table(
+            "Teams", ["id", "name", "budget"], [[short_id(r["id"]), r["name"], r["budget_usd"]] for r in rows]
+        )
 
 
 @agent_app.command("hire")
 def hire(
     ctx: typer.Context,
     company: CompanyOpt,
-    name: Annotated[str, typer.Option("--name")],
+    name: Annotated[str, typer.Option("--name", help="Agent name, unique in the company.")],
     role: Annotated[str, typer.Option("--role", help="What the agent does.")],
     adapter: Annotated[str | None, typer.Option(help="Adapter name (default: the company's).")] = None,
-    team: Annotated[str | None, typer.Option(help="Team name or id.")] = None,
-    reports_to: Annotated[str | None, typer.Option(help="Manager agent (name or id).")] = None,
+    team: Annotated[str | None, typer.Option(help=id_help("team", named=True))] = None,
+    reports_to: Annotated[str | None, typer.Option(help=id_help("agent", "Manager", named=True))] = None,
     budget: Annotated[Decimal | None, typer.Option(help="Budget in USD; at most the team's.")] = None,
+    task_budget: Annotated[
+        Decimal | None,
+        typer.Option("--task-budget", help="Budget in USD of each task it runs (unless the task has one)."),
+    ] = None,
     memory: Annotated[str | None, typer.Option(help="Seed notes: the agent's first memory entry.")] = None,
     max_concurrent_tasks: Annotated[int, typer.Option(help="Tasks held at once.")] = 1,
     secret_env: Annotated[
@@ -97,9 +118,22 @@ def hire(
             help="VAR=SECRET: put the company secret SECRET into the agent's environment as VAR at run time.",
         ),
     ] = None,
+    approvals: Annotated[
+        str | None,
+        typer.Option(
+            "--approvals",
+            help="Approval policy: spend_over:USD and categories (production_writes, external_send, "
+            "resource_changes, safety_bypass, self_escalation, all), comma-separated; "
+            "'none' for no spend threshold. Default: spend_over:10.",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model the agent uses (recorded).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Hire an agent into a company (status idle)."""
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+
     env: dict[str, Any] = {}
     for item in secret_env or []:
         var, sep, secret = item.partition("=")
@@ -118,16 +152,38 @@ def hire(
             team=team,
             reports_to=reports_to,
             budget_usd=budget,
+            task_budget_usd=task_budget,
             memory=memory,
             max_concurrent_tasks=max_concurrent_tasks,
+            approvals=approvals,
+            model=model,
         )
 
-    row = run_in_transaction(settings_from(ctx), work)
+    settings = settings_from(ctx)
+    row = run_in_transaction(settings, work)
+    _warn_unknown_adapter(settings.config_path, row["adapter"])
     if json_out:
         print_json({**agent_public(row), "token": row["token"]})
     else:
         print(f"hired {row['name']} ({row['id']})")
         print(f"identity token (shown once; `agent rotate-token` makes a new one): {row['token']}")
+
+
+def _warn_unknown_adapter(config_path: Path, adapter: str) -> None:
+    """Hiring does not need the adapter yet, but every run of the agent will: say so now, not at run time."""
+    from company_agents.adapters.config import load_adapters
+    from company_agents.errors import ConfigError
+
+    try:
+        known = load_adapters(config_path)
+    except ConfigError:
+        return  # `up` reports a broken config.json on its own
+    if adapter not in known:
+        print(
+            f"warning: no adapter {adapter!r} in {config_path} yet: its runs fail until there is one "
+            "(docs/agent-protocol.md; `company-agents demo` registers 'example')",
+            file=sys.stderr,
+        )
 
 
 @agent_app.command("list")
@@ -139,6 +195,10 @@ def agent_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List a company's agents."""
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.ids import short_id
+
     rows = run_in_transaction(
         settings_from(ctx),
         lambda conn: agents.list_agents(conn, company=company, team=team, include_retired=all_),
@@ -148,8 +208,19 @@ def agent_list(
         return
     print_table(
         "Agents",
-        ["name", "role", "team", "adapter", "status", "budget"],
-        [[r["name"], r["role"], r["team_name"], r["adapter"], r["status"], r["budget_usd"]] for r in rows],
+        ["id", "name", "role", "team", "adapter", "status", "budget"],
+        [
+            [
+                short_id(r["id"]),
+                r["name"],
+                r["role"],
+                r["team_name"],
+                r["adapter"],
+                r["status"],
+                r["budget_usd"],
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -157,32 +228,64 @@ def agent_list(
 def agent_show(
     ctx: typer.Context,
     company: CompanyOpt,
-    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    agent: Annotated[str, id_argument("agent", named=True)],
     json_out: JsonOpt = False,
 ) -> None:
     """Show one agent."""
 
-    async def work(conn: AsyncConnection) -> dict[str, Any]:
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+
+    async def work(conn: AsyncConnection) -> tuple[dict[str, Any], dict[str, str | None]]:
+        from company_agents import ids
         from company_agents.companies import get_company
 
         comp = await get_company(conn, company)
-        return await agents.get_agent(conn, comp["id"], agent)
+        row = await agents.get_agent(conn, comp["id"], agent)
+        names = await ids.labels(
+            conn,
+            {
+                "company": (ids.COMPANY, row["company_id"]),
+                "team": (ids.TEAM, row["team_id"]),
+                "reports_to": (ids.AGENT, row["reports_to"]),
+            },
+        )
+        return row, names
 
-    row = agent_public(run_in_transaction(settings_from(ctx), work))
+    row, names = run_in_transaction(settings_from(ctx), work)
+    public = agent_public(row)
     if json_out:
-        print_json(row)
+        print_json(public)
         return
-    for key, value in row.items():
-        print(f"{key:<22} {'' if value is None else value}")
+    print_fields(
+        [
+            ("id", public["id"]),
+            ("name", public["name"]),
+            ("role", public["role"]),
+            ("status", public["status"]),
+            ("company", with_name(names["company"], public["company_id"])),
+            ("team", with_name(names["team"], public["team_id"]) or "none"),
+            ("reports to", with_name(names["reports_to"], public["reports_to"]) or "nobody"),
+            ("adapter", public["adapter"]),
+            ("adapter config", public["adapter_config"] or "none"),
+            ("budget", f"${public['budget_usd']}" if public["budget_usd"] is not None else "none"),
+            ("tasks at once", public["max_concurrent_tasks"]),
+            ("hired", local_time(public["created_at"])),
+            ("retired", local_time(public["retired_at"]) or "no"),
+        ]
+    )
 
 
 def _status_command(move: str, doc: str) -> None:
     def command(
         ctx: typer.Context,
         company: CompanyOpt,
-        agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+        agent: Annotated[str, id_argument("agent", named=True)],
         json_out: JsonOpt = False,
     ) -> None:
+        from company_agents import agents
+        from company_agents.cli.context import run_in_transaction
+
         row = run_in_transaction(
             settings_from(ctx),
             lambda conn: agents.set_agent_status(conn, company=company, agent=agent, move=move),
@@ -200,10 +303,13 @@ def _status_command(move: str, doc: str) -> None:
 def rotate_token(
     ctx: typer.Context,
     company: CompanyOpt,
-    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    agent: Annotated[str, id_argument("agent", named=True)],
     json_out: JsonOpt = False,
 ) -> None:
     """Give an agent a new identity token; the old one stops working at once."""
+
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         from company_agents.companies import get_company

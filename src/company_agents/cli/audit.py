@@ -2,35 +2,59 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from uuid import UUID
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import companies
-from company_agents.audit import query as audit_query
-from company_agents.audit.anchor import Anchor, anchor_path, read_anchor, write_anchor
-from company_agents.audit.verify import Problem, VerifyReport, verify_trail
-from company_agents.cli.context import opened, run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from company_agents.audit import query as audit_query
+    from company_agents.audit.anchor import Anchor
+    from company_agents.audit.verify import Problem, VerifyReport
+    from company_agents.master_key import MasterKey
+    from company_agents.settings import Settings
+
+
+from company_agents.cli.details import table_time
+from company_agents.cli.help import id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.errors import InvalidInput, MasterKeyError
-from company_agents.master_key import MasterKey, load_master_key
-from company_agents.master_key.rotation import known_keys, recover_pending_rotation
-from company_agents.settings import Settings
 
-app = typer.Typer(help="The audit trail: search, export, verify.", no_args_is_help=True)
+app = typer.Typer(
+    help="The audit trail.\n\nAppend-only and sealed: `audit verify` proves that nobody changed it.",
+    no_args_is_help=True,
+)
 
-CompanyOpt = Annotated[str | None, typer.Option("--company", help="Company slug or id.")]
+
+def _short_ref(ref: str) -> str:
+    """``kind:<uuid>`` as ``kind:<short id>``, which --actor and --subject take back; others as they are."""
+    from company_agents.ids import short_id
+
+    kind, sep, ident = ref.partition(":")
+    try:
+        UUID(ident)
+    except ValueError:
+        return ref
+    return f"{kind}{sep}{short_id(ident)}"
+
+
+CompanyOpt = Annotated[str | None, typer.Option("--company", help=id_help("company", slug=True))]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
-ActorOpt = Annotated[str | None, typer.Option(help="Actor, exact (user:local) or a prefix ending in ':'.")]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(help="Actor: exact (user:local), agent:<6+ characters of its id>, or a kind (agent:)."),
+]
 ActionOpt = Annotated[str | None, typer.Option(help="Action (task.created) or category (task, task.).")]
-SubjectOpt = Annotated[str | None, typer.Option(help="Subject: type:id, type: or an id.")]
+SubjectOpt = Annotated[
+    str | None, typer.Option(help="Subject: type:id, type: or an id (6+ characters of it are enough).")
+]
 SinceOpt = Annotated[str | None, typer.Option(help="From: 30m, 1h, 7d, 2w or an ISO date/time.")]
 UntilOpt = Annotated[str | None, typer.Option(help="Until (exclusive): same forms as --since.")]
 
@@ -44,6 +68,9 @@ async def _filter(
     since: str | None,
     until: str | None,
 ) -> audit_query.AuditFilter:
+    from company_agents import companies
+    from company_agents.audit import query as audit_query
+
     company_id = (await companies.get_company(conn, company))["id"] if company else None
     return audit_query.AuditFilter(
         company_id=company_id,
@@ -69,6 +96,9 @@ def list_(
 ) -> None:
     """Search the audit trail (newest first)."""
 
+    from company_agents.audit import query as audit_query
+    from company_agents.cli.context import run_in_transaction
+
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         filt = await _filter(conn, company, actor, action, subject, since, until)
         return await audit_query.list_events(conn, filt, limit=limit)
@@ -83,10 +113,10 @@ def list_(
         [
             [
                 r["id"],
-                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-                r["actor"],
+                table_time(r["created_at"]),
+                _short_ref(r["actor"]),
                 r["action"],
-                f"{r['subject_type']}:{r['subject_id']}",
+                _short_ref(f"{r['subject_type']}:{r['subject_id']}"),
             ]
             for r in rows
         ],
@@ -106,6 +136,9 @@ def export(
     until: UntilOpt = None,
 ) -> None:
     """Export the audit trail (oldest first), streamed."""
+    from company_agents.audit import query as audit_query
+    from company_agents.cli.context import run_in_transaction
+
     if format_ not in ("jsonl", "csv"):
         raise InvalidInput("--format must be jsonl or csv", field="format")
 
@@ -156,6 +189,9 @@ def _print_report(report: VerifyReport) -> None:
 
 
 def _anchor(settings: Settings) -> tuple[Anchor | None, Problem | None]:
+    from company_agents.audit.anchor import anchor_path, read_anchor
+    from company_agents.audit.verify import Problem
+
     try:
         return read_anchor(anchor_path(settings)), None
     except ValueError as exc:
@@ -167,6 +203,15 @@ def verify(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
     """Check every seal, every event's MAC and the anchor; exit 1 naming the first event changed,
     deleted, inserted or unproven.
     """
+    import asyncio
+
+    from company_agents import companies
+    from company_agents.audit.anchor import Anchor, anchor_path, write_anchor
+    from company_agents.audit.verify import verify_trail
+    from company_agents.cli.context import opened
+    from company_agents.master_key import load_master_key
+    from company_agents.master_key.rotation import known_keys, recover_pending_rotation
+
     settings = settings_from(ctx)
     anchor, unreadable = _anchor(settings)
     with opened(settings) as db:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -56,35 +57,32 @@ def create(
 
 @app.command("list")
 def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """List the backups in <home>/data/backups, oldest first."""
-    from company_agents.backup import BackupInfo, list_backups
+    """List every backup of this database, on any host (the host column says which holds it), oldest first.
 
-    found = list_backups(settings_from(ctx))
+    Backups in this home's directory that the database has no record of are listed too (unrecorded).
+    """
+    from company_agents.backup.records import all_backups
+    from company_agents.cli.context import opened
+
+    settings = settings_from(ctx)
+    with opened(settings) as db:
+        found = all_backups(settings, db)
     if json_out:
-        print_json(
-            [
-                b.to_dict()
-                if isinstance(b, BackupInfo)
-                else {"name": b[0].name, "path": str(b[0]), "error": b[1]}
-                for b in found
-            ]
-        )
+        print_json([b.to_dict() for b in found])
         return
-    rows = []
-    for b in found:
-        if isinstance(b, BackupInfo):
-            rows.append(
-                [
-                    b.path.name,
-                    b.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                    _size(b.size),
-                    ", ".join(b.contents()),
-                    "yes" if b.includes_secrets else "no",
-                ]
-            )
-        else:
-            rows.append([b[0].name, "", _size(b[0].stat().st_size), f"unreadable: {b[1]}", ""])
-    print_table("Backups", ["name", "time", "size", "contents", "secrets"], rows)
+    rows = [
+        [
+            b.name,
+            b.host + ("" if b.here else " (elsewhere)"),
+            b.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            _size(b.size),
+            ", ".join(b.contents),
+            "yes" if b.includes_secrets else "no",
+            "yes" if b.recorded else "no",
+        ]
+        for b in found
+    ]
+    print_table("Backups", ["name", "host", "time", "size", "contents", "secrets", "recorded"], rows)
 
 
 @app.command()
@@ -143,11 +141,14 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete backups beyond retention (the last N daily and M weekly; see docs/configuration.md)."""
+    """Delete this home's backups beyond retention (the last N daily and M weekly over every host's
+    backups; see docs/configuration.md). Other hosts' files are theirs to delete."""
     from company_agents.backup import prune_backups
+    from company_agents.cli.context import opened
 
     settings = settings_from(ctx)
-    kept, removed = prune_backups(settings, dry_run=dry_run)
+    with opened(settings) as db:
+        kept, removed = prune_backups(settings, db, dry_run=dry_run)
     if json_out:
         print_json({"kept": [p.name for p in kept], "removed": [p.name for p in removed], "dry_run": dry_run})
         return

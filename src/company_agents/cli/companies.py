@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import companies
-from company_agents.cli.context import run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+from company_agents.cli.details import local_time, print_fields
+from company_agents.cli.help import id_argument
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 
 app = typer.Typer(help="Companies: list, show, archive.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
+CompanyArg = Annotated[str, id_argument("company", slug=True)]
 
 
 def company_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +37,14 @@ def company_public(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def company_json(row: dict[str, Any]) -> Any:
+    """``--json`` prints what ``GET /v1/companies/{company}`` answers: the same model (docs/api.md)."""
+    from company_agents.api.schemas.companies import Company
+
+    return Company.of(row)
+
+
+@app.command("create")
 def new(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="Company name.")],
@@ -44,7 +56,10 @@ def new(
     default_adapter: Annotated[str | None, typer.Option(help="Adapter for agents hired without one.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a company."""
+    """Create a company with its teams; `new` and `company create` are the same command."""
+    from company_agents import companies
+    from company_agents.cli.context import run_in_transaction
+
     settings = settings_from(ctx)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
@@ -61,7 +76,7 @@ def new(
 
     company = run_in_transaction(settings, work)
     if json_out:
-        print_json(company_public(company))
+        print_json(company_json(company))
     else:
         print(f"created company {company['slug']} ({company['id']})")
 
@@ -73,39 +88,72 @@ def list_(
     json_out: JsonOpt = False,
 ) -> None:
     """List companies."""
+    from company_agents import companies
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.ids import short_id
+
     rows = run_in_transaction(
         settings_from(ctx), lambda conn: companies.list_companies(conn, include_archived=all_)
     )
     if json_out:
-        print_json([company_public(r) for r in rows])
+        print_json([company_json(r) for r in rows])
         return
     print_table(
         "Companies",
-        ["slug", "name", "status", "budget", "created"],
-        [[r["slug"], r["name"], r["status"], r["budget_usd"], r["created_at"].date()] for r in rows],
+        ["id", "slug", "name", "status", "budget", "created"],
+        [
+            [short_id(r["id"]), r["slug"], r["name"], r["status"], r["budget_usd"], r["created_at"].date()]
+            for r in rows
+        ],
     )
 
 
 @app.command()
 def show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Slug or id.")], json_out: JsonOpt = False
+    ctx: typer.Context,
+    ref: CompanyArg,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show one company."""
+    from company_agents import companies
+    from company_agents.cli.context import run_in_transaction
+
     row = run_in_transaction(settings_from(ctx), lambda conn: companies.get_company(conn, ref))
     if json_out:
-        print_json(company_public(row))
+        print_json(company_json(row))
         return
-    for key, value in company_public(row).items():
-        print(f"{key:<16} {'' if value is None else value}")
+    public = company_public(row)
+    print_fields(
+        [
+            ("id", public["id"]),
+            ("slug", public["slug"]),
+            ("name", public["name"]),
+            ("status", public["status"]),
+            ("description", public["description"] or ""),
+            (
+                "budget",
+                f"${public['budget_usd']} {public['fiscal_period']}" if public["budget_usd"] else "none",
+            ),
+            ("fiscal period", public["fiscal_period"]),
+            ("default adapter", public["default_adapter"] or ""),
+            ("created", local_time(public["created_at"])),
+            ("archived", local_time(public["archived_at"]) or "no"),
+        ]
+    )
 
 
 @app.command()
 def archive(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Slug or id.")], json_out: JsonOpt = False
+    ctx: typer.Context,
+    ref: CompanyArg,
+    json_out: JsonOpt = False,
 ) -> None:
     """Archive a company: its agents stop taking tasks; nothing is deleted."""
+    from company_agents import companies
+    from company_agents.cli.context import run_in_transaction
+
     row = run_in_transaction(settings_from(ctx), lambda conn: companies.archive_company(conn, ref))
     if json_out:
-        print_json(company_public(row))
+        print_json(company_json(row))
     else:
         print(f"archived {row['slug']}")

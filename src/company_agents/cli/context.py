@@ -21,10 +21,11 @@ from company_agents.db.database import Database, open_database
 from company_agents.db.errors import first_line, is_conflict
 from company_agents.db.retry import retry_transient
 from company_agents.home import ensure_home
-from company_agents.master_key import MasterKey, load_master_key, master_key_status
-from company_agents.master_key.rotation import check_key_matches_database, recover_pending_rotation
+from company_agents.master_key import MasterKey, master_key_status
+from company_agents.master_key.owner import bind_master_key
+from company_agents.master_key.rotation import recover_pending_rotation
 from company_agents.settings import Settings
-from company_agents.startup import database_has_secrets, ensure_schema
+from company_agents.startup import ensure_schema
 
 T = TypeVar("T")
 
@@ -35,21 +36,19 @@ log = logging.getLogger(__name__)
 def opened(settings: Settings, *, audit_key: bool = False) -> Iterator[Database]:
     """The database with an up-to-date schema (the embedded one is migrated; others must be).
 
-    With ``audit_key``, the master key is loaded (after recovering an interrupted rotation) and set as
-    ``db.audit_key``; a missing key file is created when the database holds no secrets yet, the rule
+    With ``audit_key``, the master key is loaded (after recovering an interrupted rotation), checked
+    against the key the database belongs to (``master_key.owner``; recorded on first use) and set as
+    ``db.audit_key``; a missing key file is created only for a database that has no key yet, the rule
     ``up`` follows. Only the key file's existence is checked otherwise: no extra query.
     """
     ensure_home(settings)
-    status = master_key_status(settings)
+    master_key_status(settings)  # refuse an unsafe key before touching the database
     db = open_database(settings)
     try:
         ensure_schema(db)
         if audit_key:
             recover_pending_rotation(settings, db)
-            missing = status == "missing" and master_key_status(settings) == "missing"
-            db.audit_key = load_master_key(
-                settings, create=True, database_has_secrets=missing and database_has_secrets(db)
-            )
+            db.audit_key = bind_master_key(settings, db)
         yield db
     finally:
         db.close()
@@ -105,13 +104,12 @@ def run_in_transaction(
 def run_with_master_key(settings: Settings, work: Callable[[Database, MasterKey], Awaitable[T]]) -> T:
     """Run ``work`` with the database and the master key (after recovering an interrupted rotation).
 
-    ``work`` opens its own transactions on ``db.engine``; the key must match the database's secrets.
+    ``work`` opens its own transactions on ``db.engine``; the key is the database's (``opened``).
     """
     with opened(settings, audit_key=True) as db:
         key = db.audit_key
         if key is None:  # pragma: no cover - opened(audit_key=True) always sets it
             raise RuntimeError("no master key")
-        check_key_matches_database(db, key)
 
         async def main() -> T:
             try:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import demo as demo_setup
-from company_agents.cli.context import run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+
 from company_agents.cli.output import print_json
 from company_agents.cli.settings import settings_from
-from company_agents.home import ensure_home
 
-NEXT_STEPS = (
-    "company-agents up",
-    f"company-agents task list --company {demo_setup.DEMO_SLUG} --status review",
-    "company-agents task approve TASK_ID",
-)
+
+def next_steps(slug: str) -> tuple[str, ...]:
+    return (
+        "company-agents up",
+        f"company-agents task list --company {slug} --status review",
+        "company-agents task approve TASK",
+        f"company-agents cost show --company {slug}",
+    )
 
 
 def demo(
@@ -25,6 +28,13 @@ def demo(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")] = False,
 ) -> None:
     """Create a demo company whose agents run offline (no API key), with a handful of tasks queued."""
+    from company_agents import demo as demo_setup
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.examples.writer_agent import DEMO_MODEL
+    from company_agents.home import ensure_home
+    from company_agents.ids import short_id
+
+    steps = next_steps(demo_setup.DEMO_SLUG)
     settings = settings_from(ctx)
     ensure_home(settings)
     adapter_changed = demo_setup.register_example_adapter(settings)
@@ -43,7 +53,7 @@ def demo(
             "company": {"id": company["id"], "slug": company["slug"], "name": company["name"]},
             "agents": [{"id": a["id"], "name": a["name"], "adapter": a["adapter"]} for a in result.agents],
             "tasks": [{"id": t["id"], "title": t["title"], "status": t["status"]} for t in result.tasks],
-            "next": list(NEXT_STEPS),
+            "next": list(steps),
         }
         print_json(data)
         return
@@ -56,9 +66,15 @@ def demo(
         for agent in result.agents:
             print(f"  hired {agent['name']:<8} {agent['role']}")
         for task in result.tasks:
-            print(f"  queued {task['id']}  {task['title']}")
+            print(f"  queued {short_id(task['id'])}  {task['title']}")
+        print(
+            f"  priced the example agent's pretend model {DEMO_MODEL} at "
+            f"${demo_setup.DEMO_PRICE.input_mtok}/${demo_setup.DEMO_PRICE.output_mtok} per million tokens "
+            "(a demo override: no money is spent)"
+        )
     print("next:")
-    print(f"  {NEXT_STEPS[0]:<55} # runs the tasks; each ends in review")
-    print(f"  {NEXT_STEPS[1]:<55} # what the agents wrote")
-    print(f"  {NEXT_STEPS[2]:<55} # accept one")
+    print(f"  {steps[0]:<55} # runs the tasks; each ends in review")
+    print(f"  {steps[1]:<55} # what the agents wrote")
+    print(f"  {steps[2]:<55} # accept one: TASK is its id from the table")
+    print(f"  {steps[3]:<55} # what it cost (a demo price, no money spent)")
     print(f"  {'company-agents run list --company ' + demo_setup.DEMO_SLUG:<55} # runs, workspaces, logs")

@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from company_agents.cli.output import json_default
-from company_agents.db.database import redact
-from company_agents.db.errors import is_database_error, translate
+from company_agents.db.redaction import redact
 from company_agents.errors import CompanyAgentsError
 
 
@@ -33,6 +32,8 @@ class InternalError(CompanyAgentsError):
 
 def edge_error(exc: BaseException) -> CompanyAgentsError:
     """Our error for anything a command raised."""
+    from company_agents.db.errors import is_database_error, translate
+
     if isinstance(exc, CompanyAgentsError) or is_database_error(exc):
         return translate(exc)
     text = str(exc).strip().splitlines()

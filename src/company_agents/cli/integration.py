@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import companies, integrations
-from company_agents.cli.context import run_in_transaction, run_with_master_key
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from company_agents.db.database import Database
+    from company_agents.master_key import MasterKey
+
+
+from company_agents.cli.help import id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.secrets import read_value
 from company_agents.cli.settings import settings_from
-from company_agents.db.database import Database
 from company_agents.errors import InvalidInput
-from company_agents.master_key import MasterKey
 
-app = typer.Typer(help="Integrations: outside services, their config and credentials.", no_args_is_help=True)
+app = typer.Typer(
+    help="Integrations.\n\nOutside services, their config and credentials.", no_args_is_help=True
+)
 
-CompanyOpt = Annotated[str, typer.Option("--company", help="Company slug or id.")]
+CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", slug=True))]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
 
 
@@ -53,6 +58,9 @@ def add(
     json_out: JsonOpt = False,
 ) -> None:
     """Add an integration; its credential goes to the secret store."""
+    from company_agents import companies, integrations
+    from company_agents.cli.context import run_in_transaction, run_with_master_key
+
     try:
         config_obj = json.loads(config)
     except json.JSONDecodeError as exc:
@@ -96,6 +104,9 @@ def add(
 def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List a company's integrations: metadata only, never credentials."""
 
+    from company_agents import companies, integrations
+    from company_agents.cli.context import run_in_transaction
+
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
         return await integrations.list_integrations(conn, company_id)
@@ -130,6 +141,9 @@ def remove(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove an integration (and the credential secret created for it)."""
+    from company_agents import companies, integrations
+    from company_agents.cli.context import run_in_transaction
+
     if not yes:
         typer.confirm(f"remove integration {name} of {company}?", abort=True)
 

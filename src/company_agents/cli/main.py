@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import time
@@ -12,45 +14,73 @@ import click
 import typer
 from rich.console import Console
 
+from company_agents.cli import adapters as adapters_cli
 from company_agents.cli import agents as agents_cli
+from company_agents.cli import approvals as approvals_cli
 from company_agents.cli import audit as audit_cli
 from company_agents.cli import backup as backup_cli
+from company_agents.cli import budgets as budgets_cli
 from company_agents.cli import companies as companies_cli
+from company_agents.cli import costs as costs_cli
 from company_agents.cli import demo as demo_cli
+from company_agents.cli import inbox as inbox_cli
 from company_agents.cli import integration as integration_cli
+from company_agents.cli import logs as logs_cli
 from company_agents.cli import memory as memory_cli
+from company_agents.cli import orchestrators as orchestrators_cli
+from company_agents.cli import pricing as pricing_cli
 from company_agents.cli import runs as runs_cli
 from company_agents.cli import secrets as secrets_cli
 from company_agents.cli import tasks as tasks_cli
+from company_agents.cli import tokens as tokens_cli
 from company_agents.cli import transfer as transfer_cli
-from company_agents.cli.errors import UsageError, edge_error, report_error
+from company_agents.cli import watch as watch_cli
+from company_agents.cli import webhooks as webhooks_cli
+from company_agents.cli.help import App, add_aliases, add_group, finish
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 
-app = typer.Typer(
+app = App(
     name="company-agents",
     help="Run companies of AI agents on PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # `company-agents --install-completion` (bash, zsh, fish, PowerShell); see docs/cli.md.
+    add_completion=True,
 )
-db_app = typer.Typer(help="Database: migrations, status, the ER diagram.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+db_app = typer.Typer(
+    help="Database.\n\nMigrations, status, the ER diagram; export and import between databases.",
+    no_args_is_help=True,
+)
 db_app.command("export")(transfer_cli.export)
 db_app.command("import")(transfer_cli.import_)
-# Command groups, one module each; keep this list sorted.
-app.add_typer(agents_cli.agent_app, name="agent")
-app.add_typer(audit_cli.app, name="audit")
-app.add_typer(backup_cli.app, name="backup")
-app.add_typer(companies_cli.app, name="company")
+# Command groups, one module each, named in the singular with the plural as a hidden alias; keep this
+# list sorted.
+add_group(app, adapters_cli.app, "adapter", "adapters")
+add_group(app, agents_cli.agent_app, "agent", "agents")
+add_group(app, approvals_cli.app, "approval", "approvals")
+add_group(app, audit_cli.app, "audit")
+add_group(app, backup_cli.app, "backup", "backups")
+add_group(app, budgets_cli.app, "budget", "budgets")
+add_group(app, companies_cli.app, "company", "companies")
+costs_cli.app.command("topup")(budgets_cli.topup)
+add_group(app, costs_cli.app, "cost", "costs")
+add_group(app, db_app, "db")
 app.command("demo")(demo_cli.demo)
-app.add_typer(integration_cli.app, name="integration")
-app.add_typer(memory_cli.app, name="memory")
+app.command("inbox")(inbox_cli.inbox)
+add_group(app, integration_cli.app, "integration", "integrations")
+app.command("logs")(logs_cli.logs)
+add_group(app, memory_cli.app, "memory")
 app.command("new")(companies_cli.new)
-app.add_typer(runs_cli.app, name="run")
-app.add_typer(secrets_cli.app, name="secrets")
-app.add_typer(tasks_cli.app, name="task")
-app.add_typer(agents_cli.team_app, name="team")
+app.command("orchestrators")(orchestrators_cli.orchestrators)
+add_group(app, pricing_cli.app, "pricing")
+add_group(app, runs_cli.app, "run", "runs")
+add_group(app, secrets_cli.app, "secret", "secrets")
+add_group(app, tasks_cli.app, "task", "tasks")
+add_group(app, agents_cli.team_app, "team", "teams")
+add_group(app, tokens_cli.app, "token", "tokens")
+app.command("watch")(watch_cli.watch)
+add_group(app, webhooks_cli.app, "webhook", "webhooks")
 
 console = Console(stderr=True)
 
@@ -61,12 +91,22 @@ def main(
     home: Annotated[
         Path | None, typer.Option(envvar="COMPANY_AGENTS_HOME", help="Instance home directory.")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="COMPANY_AGENTS_DEBUG", help="Show tracebacks on errors.")
+    ] = False,
 ) -> None:
     overrides: dict[str, Any] = {}
     if home is not None:
         overrides["home"] = home
     ctx.obj = {"debug": debug, "overrides": overrides, "settings": None}
+
+
+def _preload(module: str) -> None:
+    import importlib
+
+    # Only a head start: should it fail, the import that follows does it again and reports the error.
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 @app.command()
@@ -84,18 +124,29 @@ def up(
 ) -> None:
     """Start the orchestrator: database, migrations, API, tool endpoint, scheduler, reaper, housekeeping."""
     import asyncio
+    import threading
 
+    from company_agents.isolation import choose_isolation
     from company_agents.logging_setup import configure_logging
-    from company_agents.runtime.orchestrator import serve
     from company_agents.settings import check_bind_host
     from company_agents.startup import instance
 
     if max_concurrent_runs is not None:
         ctx.find_root().obj["overrides"]["max_concurrent_runs"] = max_concurrent_runs
     settings = settings_from(ctx)
-    check_bind_host(settings)  # before anything starts: nothing is served beyond this machine
+    # Loopback is fine at once; another address waits for the database (are there API tokens?).
+    check_bind_host(settings, api_tokens=None)
     started = time.monotonic()
+    # Before anything opens: no agent ever starts unisolated unless that was asked for.
+    isolation = choose_isolation(settings)
+    # The orchestrator's modules (FastAPI, uvicorn, the runtime) load while the database starts: the
+    # embedded server's start is mostly waiting on pg_ctl, so the import fills that wait.
+    preload = threading.Thread(target=_preload, args=("company_agents.runtime.orchestrator",), daemon=True)
+    preload.start()
     with instance(settings) as inst:
+        preload.join()
+        from company_agents.runtime.orchestrator import serve
+
         configure_logging(settings, "orchestrator", to_stderr=False)
 
         def ready() -> None:
@@ -109,13 +160,17 @@ def up(
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
+            console.print(f"  mcp        http://{settings.bind_host}:{settings.tool_port}/mcp")
             console.print(
                 f"  runs       at most {settings.max_concurrent_runs} at once, in {settings.runs_dir}"
             )
             console.print(f"  logs       {settings.logs_dir}")
+            console.print(f"  isolation  {isolation.mode} — {isolation.detail}", soft_wrap=True)
+            if isolation.warning:
+                console.print(f"  [bold red]WARNING[/]    {isolation.warning}", soft_wrap=True)
             console.print("  stop with Ctrl-C")
 
-        asyncio.run(serve(inst, on_ready=ready))
+        asyncio.run(serve(inst, isolation=isolation, on_ready=ready))
     console.print("stopped")
 
 
@@ -133,9 +188,9 @@ def doctor(
         print_json([c.to_dict() for c in checks])
     else:
         for check in checks:
-            mark = "[green]ok  [/]" if check.ok else "[red]fail[/]"
+            mark = "[yellow]warn[/]" if check.warning else "[green]ok  [/]" if check.ok else "[red]fail[/]"
             out.print(f"{mark} {check.name:<22} {check.detail}", soft_wrap=True, highlight=False)
-            if not check.ok and check.fix and check.fix not in check.detail:
+            if (not check.ok or check.warning) and check.fix and check.fix not in check.detail:
                 out.print(f"     {'':<22} fix: {check.fix}", soft_wrap=True, highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
@@ -212,6 +267,50 @@ def _raise_system_exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def command(argv: list[str] | None = None) -> Any:
+    """The command tree, built from ``app`` and finished for help (``cli.help``).
+
+    With ``argv`` (a command line to run), only the group it names is built: Typer builds a command
+    from its signature, and the whole tree costs more than most commands do. Without, or when the line
+    names no group (root help, a typo, shell completion), the whole tree.
+    """
+    groups = list(app.registered_groups)
+    keep = _group_named(argv, groups) if argv is not None else None
+    if keep is not None:
+        app.registered_groups = [g for g in groups if g.name == keep]
+    try:
+        root = finish(typer.main.get_command(app))
+    finally:
+        app.registered_groups = groups
+    aliases = app.aliases if keep is None else {a: n for a, n in app.aliases.items() if n == keep}
+    return add_aliases(root, aliases)
+
+
+def _group_named(argv: list[str], groups: list[Any]) -> str | None:
+    """The group ``argv`` runs a command of (an alias resolved; "" for a root command), or None:
+    build everything."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):
+        return None  # shell completion walks the whole tree
+    words = iter(argv)
+    for word in words:
+        if word == "--home":
+            next(words, None)
+        elif not word.startswith("-"):
+            name = app.aliases.get(word, word)
+            if any(g.name == name for g in groups):
+                return name
+            # A command of the root (`up`, `doctor`, …) needs no group at all.
+            return "" if name in _root_commands() else None
+    return None
+
+
+def _root_commands() -> set[str]:
+    return {
+        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
+        for c in app.registered_commands
+    }
+
+
 def run() -> None:
     """Console-script entry point: one line per error, a traceback only with --debug.
 
@@ -221,16 +320,19 @@ def run() -> None:
     """
     signal.signal(signal.SIGTERM, _raise_system_exit)
     argv = sys.argv[1:]
-    debug = "--debug" in argv
+    env_debug = os.environ.get("COMPANY_AGENTS_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    debug = "--debug" in argv or env_debug
     as_json = "--json" in argv
     try:
         # With standalone_mode off, click returns (rather than raises) the code of typer.Exit.
-        code = app(standalone_mode=False)
+        code = command(argv).main(argv, prog_name="company-agents", standalone_mode=False)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.ClickException, typer.TyperException) as exc:
+        from company_agents.cli.errors import UsageError, report_error
+
         # Typer raises the usage errors of its own vendored click (a TyperException), not click's.
         report_error(UsageError(exc.format_message()), as_json=as_json)
         sys.exit(getattr(exc, "exit_code", 2))
@@ -240,6 +342,8 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
+        from company_agents.cli.errors import edge_error, report_error
+
         if debug:
             console.print_exception()
         report_error(edge_error(exc), as_json=as_json)

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import companies, memory
-from company_agents.cli.context import run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+from company_agents.cli.help import id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
-from company_agents.db.schema import agents, teams
 from company_agents.errors import InvalidInput, NotFound
 
-app = typer.Typer(help="Memory: event-sourced notes by company, team, agent and task.", no_args_is_help=True)
+app = typer.Typer(
+    help="Memory.\n\nEvent-sourced notes by company, team, agent and task.", no_args_is_help=True
+)
 
-CompanyOpt = Annotated[str, typer.Option("--company", help="Company slug or id.")]
+CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", slug=True))]
 ScopeIdOpt = Annotated[
     str | None, typer.Option("--scope-id", help="The team or agent (name or id) or task id; company: omit.")
 ]
@@ -27,22 +29,24 @@ ScopeIdOpt = Annotated[
 
 async def resolve_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, ref: str | None) -> UUID:
     """The id a scope reference names: the company itself, a team or agent by name or id, a task id."""
+    from sqlalchemy import select
+
+    from company_agents import ids, memory
+    from company_agents.db.schema import agents, teams
+    from company_agents.db.schema import tasks as tasks_table
+
     memory.check_scope(scope)
     if scope == "company":
         return company_id
     if not ref:
         raise InvalidInput(f"{scope} memory needs --scope-id", field="scopeId")
-    key = companies.as_uuid(ref)
-    if scope == "task":
-        if key is None:
-            raise InvalidInput("a task is named by its id", field="scopeId")
-        return key
-    table = teams if scope == "team" else agents
-    cond = table.c.name == ref if key is None else or_(table.c.id == key, table.c.name == ref)
-    found = (await conn.execute(select(table.c.id).where(cond, table.c.company_id == company_id))).scalar()
-    if found is None:
+    noun = {"team": ids.TEAM, "agent": ids.AGENT, "task": ids.TASK}[scope]
+    key = await ids.resolve_id(conn, noun, ref, company_id=company_id)
+    table = {"team": teams, "agent": agents, "task": tasks_table}[scope]
+    query = select(table.c.id).where(table.c.id == key, table.c.company_id == company_id)
+    if (await conn.execute(query)).scalar() is None:
         raise NotFound(f"no {scope} {ref!r} in this company", scope=scope)
-    return UUID(str(found))
+    return key
 
 
 def memory_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +74,9 @@ def list_(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")] = False,
 ) -> None:
     """Show memory: the latest entry per topic (or the whole history)."""
+
+    from company_agents import companies, memory
+    from company_agents.cli.context import run_in_transaction
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
@@ -110,6 +117,9 @@ def write(
     body: Annotated[str | None, typer.Option(help="The note (default: read from stdin).")] = None,
 ) -> None:
     """Append a memory entry (a new version of the topic; nothing is overwritten)."""
+    from company_agents import companies, memory
+    from company_agents.cli.context import run_in_transaction
+
     text = body if body is not None else sys.stdin.read()
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:

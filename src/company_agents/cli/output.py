@@ -55,10 +55,19 @@ def print_json(value: Any, *, nested: Iterable[str] = ()) -> None:
     print(json.dumps(camel_keys(value, nested), default=json_default, indent=2, sort_keys=False))
 
 
+def _cell(value: Any) -> str:
+    """A table cell: structures as compact JSON, never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     Console().print(table)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from company_agents.transfer.progress import ProgressFn
+if TYPE_CHECKING:
+    from company_agents.transfer.progress import ProgressFn
+
 
 PHASES = {"export": "exporting", "check": "checking", "load": "loading", "verify": "verifying"}
 

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 from uuid import UUID
 
 import typer
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import runs
-from company_agents.cli.context import opened, run_in_transaction
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from company_agents.db.database import Database
+
+
+from company_agents.cli.details import local_time, output_fields, print_fields, table_time, with_name
+from company_agents.cli.help import id_argument, id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
-from company_agents.db.database import Database
 from company_agents.errors import NotFound
-from company_agents.workspaces import run_log_path
 
 app = typer.Typer(help="Runs: list, show, logs.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
-RunArg = Annotated[str, typer.Argument(help="Run id.")]
+RunArg = Annotated[str, id_argument("run")]
 
 POLL_SECONDS = 0.5
 CHUNK_BYTES = 64 * 1024
@@ -50,6 +50,7 @@ def run_public(row: dict[str, Any]) -> dict[str, Any]:
         "keep_workspace",
         "workspace_deleted_at",
         "orchestrator_id",
+        "isolation",
         "started_at",
         "ended_at",
     )
@@ -65,13 +66,17 @@ def _duration(row: dict[str, Any]) -> str:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Company slug or id.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Task id.")] = None,
+    company: Annotated[str | None, typer.Option("--company", help=id_help("company", slug=True))] = None,
+    task: Annotated[str | None, typer.Option("--task", help=id_help("task"))] = None,
     status: Annotated[str | None, typer.Option(help="Comma-separated run statuses.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs, newest first."""
+    from company_agents import runs
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.ids import short_id
+
     statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
     rows = run_in_transaction(
         settings_from(ctx),
@@ -85,13 +90,13 @@ def list_(
         ["id", "task", "agent", "attempt", "status", "exit", "started", "took"],
         [
             [
-                str(r["id"]),
+                short_id(r["id"]),
                 r["task_title"][:40],
                 r["agent_name"],
                 r["attempt"],
                 r["status"],
                 r["exit_reason"],
-                r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                table_time(r["started_at"]),
                 _duration(r),
             ]
             for r in rows
@@ -102,6 +107,10 @@ def list_(
 @app.command("show")
 def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
     """Show a run: its row, checkpoints, workspace and log file."""
+    from company_agents import runs
+    from company_agents.cli.context import run_in_transaction
+    from company_agents.workspaces import run_log_path
+
     settings = settings_from(ctx)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
@@ -123,25 +132,17 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(data, nested=("checkpoints",))
         return
-    for key, value in data.items():
-        if key == "checkpoints":
-            continue
-        if key == "workspace_path" and value:
-            value = f"{value}{'' if data['workspace_exists'] else ' (deleted)'}"
-        if key == "log_path":
-            value = f"{value}{'' if data['log_exists'] else ' (none yet)'}"
-        if key == "output" and value is not None:
-            value = json.dumps(value, ensure_ascii=False, default=str)
-            value = value if len(value) <= 300 else value[:300] + "… (--json shows it all)"
-        if key not in ("workspace_exists", "log_exists"):
-            print(f"{key:<22} {'' if value is None else value}")
+    print_fields(run_fields(data))
+    if not data["checkpoints"]:
+        return
+    print()
     print_table(
         "Checkpoints",
         ["id", "at", "step", "percent", "message"],
         [
             [
                 c["id"],
-                c["created_at"].strftime("%H:%M:%S"),
+                table_time(c["created_at"]),
                 c["payload"].get("step"),
                 c["payload"].get("percent"),
                 str(c["payload"].get("message", ""))[:80],
@@ -149,6 +150,34 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
             for c in data["checkpoints"]
         ],
     )
+
+
+def run_fields(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The lines of ``run show``: names beside ids, local times, the output as its summary or JSON."""
+    from company_agents.ids import short_id
+
+    workspace = data["workspace_path"]
+    if workspace and not data["workspace_exists"]:
+        workspace = f"{workspace} (deleted)"
+    fields: list[tuple[str, Any]] = [
+        ("id", data["id"]),
+        ("task", f"{data['task_title']} ({short_id(data['task_id'])})"),
+        ("company", with_name(data["company_slug"], data["company_id"])),
+        ("agent", with_name(data["agent_name"], data["agent_id"])),
+        ("attempt", data["attempt"]),
+        ("fencing token", data["fencing_token"]),
+        ("status", data["status"]),
+        ("exit", ", ".join(str(v) for v in (data["exit_reason"], data["exit_code"]) if v is not None)),
+        ("error", data["error"]),
+        ("started", local_time(data["started_at"])),
+        ("ended", local_time(data["ended_at"])),
+        ("took", _duration(data)),
+        ("workspace", workspace),
+        ("log", data["log_path"] + ("" if data["log_exists"] else " (none yet)")),
+        ("orchestrator", data["orchestrator_id"]),
+    ]
+    fields.extend(output_fields(data["output"]))
+    return [(label, value) for label, value in fields if value not in ("", None)]
 
 
 def copy_new_bytes(path: Path, position: int, out: BinaryIO) -> int:
@@ -174,6 +203,12 @@ async def follow_log(
     db: Database, run_id: UUID, path: Path, out: BinaryIO, *, poll_seconds: float = POLL_SECONDS
 ) -> None:
     """Tail the log until the run has ended in the database and the file has stopped growing."""
+    import asyncio
+
+    from sqlalchemy.exc import DBAPIError
+
+    from company_agents import runs
+
     position = 0
     ended = False
     while True:
@@ -200,6 +235,12 @@ def logs(
     ] = False,
 ) -> None:
     """Print a run's log (stdout, stderr and the orchestrator's notes)."""
+    import asyncio
+
+    from company_agents import runs
+    from company_agents.cli.context import opened
+    from company_agents.workspaces import run_log_path
+
     settings = settings_from(ctx)
     out = sys.stdout.buffer
     with opened(settings) as db:

@@ -1,4 +1,4 @@
-"""`company-agents secrets set|list|rotate|delete|rotate-master-key`.
+"""`company-agents secret set|list|rotate|delete|rotate-master-key`.
 
 Values are read from standard input (when it is not a terminal) or a hidden prompt, never from the
 command line: argv is visible to every user of the machine and lands in shell history.
@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents import companies, secrets_store
-from company_agents.cli.context import run_in_transaction, run_with_master_key
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from company_agents.db.database import Database
+    from company_agents.master_key import MasterKey
+    from company_agents.master_key.rotation import RotationResult
+
+
+from company_agents.cli.help import id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
-from company_agents.db.database import Database
 from company_agents.errors import InvalidInput
-from company_agents.master_key import MasterKey
-from company_agents.master_key.rotation import RotationResult, rotate_master_key
 
 app = typer.Typer(
-    help="Secrets: company-scoped and encrypted; values never appear in output.", no_args_is_help=True
+    help="Secrets.\n\nCompany-scoped and encrypted; values never appear in output.", no_args_is_help=True
 )
 
-CompanyOpt = Annotated[str, typer.Option("--company", help="Company slug or id.")]
+CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", slug=True))]
 NameArg = Annotated[str, typer.Argument(help="Secret name, e.g. anthropic_api_key.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
 
@@ -66,6 +69,9 @@ def set_(
     description: Annotated[str, typer.Option(help="What the secret is for.")] = "",
 ) -> None:
     """Store a new secret; the value comes from stdin or a hidden prompt."""
+    from company_agents import companies, secrets_store
+    from company_agents.cli.context import run_with_master_key
+
     secrets_store.check_name(name)
     value = read_value(f"value of {name}")
 
@@ -83,6 +89,9 @@ def set_(
 @app.command("list")
 def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List a company's secrets: names and dates only, never values."""
+
+    from company_agents import companies, secrets_store
+    from company_agents.cli.context import run_in_transaction
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
@@ -111,6 +120,9 @@ def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) ->
 @app.command()
 def rotate(ctx: typer.Context, name: NameArg, company: CompanyOpt) -> None:
     """Replace a secret's value (read from stdin or a hidden prompt)."""
+    from company_agents import companies, secrets_store
+    from company_agents.cli.context import run_with_master_key
+
     value = read_value(f"new value of {name}")
 
     async def work(db: Database, key: MasterKey) -> dict[str, Any]:
@@ -130,6 +142,9 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a secret (refused while an integration uses it)."""
+    from company_agents import companies, secrets_store
+    from company_agents.cli.context import run_in_transaction
+
     if not yes:
         typer.confirm(f"delete secret {name} of {company}? This cannot be undone", abort=True)
 
@@ -150,8 +165,12 @@ def rotate_master_key_(
     """Generate a new master key and re-encrypt every secret under it, in one transaction.
 
     The old key file is kept as a dated backup (master.key.<time>.bak) so seals it signed still verify.
-    Restart a running orchestrator afterwards: it holds the old key in memory.
+    The database records the new key at once: every running orchestrator on it (any host) stops at its
+    next heartbeat. Copy the new key to each host, then restart them (docs/deployment.md).
     """
+    from company_agents.cli.context import run_with_master_key
+    from company_agents.master_key.rotation import rotate_master_key
+
     if not yes:
         typer.confirm("rotate the master key and re-encrypt every secret?", abort=True)
     settings = settings_from(ctx)

@@ -16,6 +16,9 @@ after crashes are healed here (see docs/database.md):
 As root the package runs the server as the OS user ``pgserver`` and would ``chmod g+rx,o+rx`` every
 parent of the data directory up to ``/``. We never widen a private directory that far: parents only get
 the traverse bit (``o+x``), which is enough to reach the data directory and the binaries.
+
+Nobody connects without the server's password (never ``trust``, as the package would have it):
+``embedded_auth`` makes it, checks it on every start and upgrades clusters made before it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from company_agents.db import embedded_auth
 from company_agents.errors import EmbeddedDatabaseError
 
 log = logging.getLogger(__name__)
@@ -230,8 +234,28 @@ class _Server:
             pgs = _pgserver()
 
             class HealingServer(pgs.PostgresServer):  # type: ignore[misc,name-defined]
+                password_file: Path
+
                 def ensure_pgdata_inited(self) -> None:
                     _init_pgdata(self)
+
+                def ensure_postgres_running(self) -> None:
+                    was_running = _current_postmaster(pgs, self.pgdata) is not None
+                    super().ensure_postgres_running()
+                    info = self.get_postmaster_info()
+                    try:
+                        changes = embedded_auth.secure_running_server(
+                            self.pgdata,
+                            socket_dir=info.socket_dir,
+                            port=info.port,
+                            password_file=self.password_file,
+                        )
+                    except BaseException:
+                        if not was_running:  # no handle holds it: a server nobody can use must not stay up
+                            self._stop()
+                        raise
+                    for change in changes:
+                        log.warning("embedded postgres: %s", change, extra={"action": "embedded_auth"})
 
                 def _stop(self) -> None:
                     # The postmaster we attached to may have crashed and been restarted since, by another
@@ -258,22 +282,25 @@ def _init_pgdata(server: Any) -> None:
         pgdata.chmod(0o700)
     if (pgdata / "PG_VERSION").exists():
         return
-    pgs.pgexec(
-        "initdb",
-        (
-            "--auth=trust",
-            "--auth-local=trust",
-            "--encoding=UTF8",
-            f"--locale={INITDB_LOCALE}",
-            "-U",
-            server.postgres_user,
-            "-D",
-            str(pgdata),
-        ),
-        bin_path=server.bin_path,
-        user=server.system_user,
-        env=env,
-    )
+    password = embedded_auth.ensure_password(server.password_file)
+    with embedded_auth.password_file_for_initdb(password, server.system_user) as pwfile:
+        pgs.pgexec(
+            "initdb",
+            (
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                f"--locale={INITDB_LOCALE}",
+                "-U",
+                server.postgres_user,
+                "-D",
+                str(pgdata),
+            ),
+            bin_path=server.bin_path,
+            user=server.system_user,
+            env=env,
+        )
+    embedded_auth.write_hba(pgdata)
 
 
 class EmbeddedServer:
@@ -283,8 +310,10 @@ class EmbeddedServer:
     server when it was the last one.
     """
 
-    def __init__(self, pgdata: Path) -> None:
+    def __init__(self, pgdata: Path, *, password_file: Path | None = None) -> None:
         self.pgdata = pgdata.resolve()
+        # Beside the data directory by default: <home>/secrets/db.pgpass for <home>/db.
+        self.password_file = (password_file or embedded_auth.default_password_file(self.pgdata)).absolute()
         self._server: Any = None
 
     @property
@@ -322,6 +351,7 @@ class EmbeddedServer:
             server = server_cls(self.pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
         else:
             atexit.unregister(server._cleanup)  # start() registers it again: once is enough
+        server.password_file = self.password_file
         try:
             server.start()
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
@@ -344,9 +374,22 @@ class EmbeddedServer:
         return postmaster_pid(self.pgdata)
 
     def uri(self, database: str) -> str:
+        """The server's URL: its socket and the file holding the password (never the password)."""
         if self._server is None:
             raise EmbeddedDatabaseError("the embedded server is not started")
-        return str(self._server.get_uri(database=database))
+        info = self._server.get_postmaster_info()
+        return embedded_auth.url(
+            socket_dir=info.socket_dir, port=info.port, database=database, password_file=self.password_file
+        )
+
+    def password(self) -> str:
+        """The server's password (from its 0600 file): for libpq only, never to print or pass on."""
+        password = embedded_auth.read_password(self.password_file)
+        if password is None:
+            raise EmbeddedDatabaseError(
+                f"the embedded database's password file {self.password_file} is missing"
+            )
+        return password
 
     @property
     def socket_dir(self) -> str:

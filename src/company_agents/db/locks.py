@@ -11,6 +11,9 @@ from __future__ import annotations
 MIGRATION = 0x43414D4947  # "CAMIG"
 # The secret store: writers take it shared, a master-key rotation exclusive (transaction-level).
 SECRETS_KEY = 0x4341534543  # "CASEC"
+# Recording the master key that owns the database, the first time one is used with it: two new homes
+# attaching at once must not each record (and create) a key of their own (transaction-level, exclusive).
+DATABASE_KEY = 0x43414B4559  # "CAKEY"
 # The audit sealer: one sealer at a time across orchestrators (transaction-level, try-lock).
 SEALER = 0x434153454C  # "CASEL"
 # Scheduled backups: whoever holds it backs up, the others skip the slot (session-level, try-lock).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 from company_agents.db import locks
+from company_agents.db.revision import MigrationStatus as MigrationStatus
 
 # Every process that migrates takes this advisory lock first.
 MIGRATION_LOCK_KEY = locks.MIGRATION
@@ -25,25 +25,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
-
-
-@dataclass(frozen=True)
-class MigrationStatus:
-    current: str | None
-    head: str
-    pending: list[str]
-
-    @property
-    def up_to_date(self) -> bool:
-        return not self.pending
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "current": self.current,
-            "head": self.head,
-            "pending": self.pending,
-            "upToDate": self.up_to_date,
-        }
 
 
 def script_directory() -> ScriptDirectory:

@@ -65,8 +65,8 @@ UNIQUE: dict[str, Meaning] = {
     ),
     "uq_secrets_company_id_name": _m(
         Conflict,
-        "a secret named {name!r} exists; use `secrets rotate` to change its value",
-        "a secret of that name exists; use `secrets rotate` to change its value",
+        "a secret named {name!r} exists; use `secret rotate` to change its value",
+        "a secret of that name exists; use `secret rotate` to change its value",
         "name",
     ),
     "uq_integrations_company_id_name": _m(

@@ -5,7 +5,11 @@ directory set to the run workspace. It speaks the json-lines protocol of docs/ag
 
 1. reads ``.company-agents/task.json``;
 2. writes one file into the workspace — the file the task names — and commits it with git;
-3. reports ``progress``, a zero ``cost`` and ``complete`` with ``{files, commit, summary, content}``.
+3. reports ``progress``, a small ``cost`` and ``complete`` with ``{files, commit, summary, content}``.
+
+The cost is for ``demo-offline-writer``, a pretend model: no model is called and no money is spent. Its
+token counts are the sizes of what it read and wrote (about four characters a token), and ``demo``
+prices that model with a company override, so ``cost show --company demo`` has something to show.
 
 How a task tells it what to do (leading ``key: value`` lines of the body are directives; the rest of the
 body is the content):
@@ -45,6 +49,8 @@ GIT_NAME = "Company Agents writer"
 GIT_EMAIL = "writer-agent@company-agents.invalid"
 CONTENT_PREVIEW_CHARS = 2000
 SUMMARY_MAX_FILES = 200
+# A pretend model the demo company prices with an override (``company_agents.demo``): no money is spent.
+DEMO_MODEL = "demo-offline-writer"
 SUMMARISE_TITLE = re.compile(r"^\s*summari[sz]e\s+(?:all\s+)?(?:the\s+)?files\s+(?:in|under)\s+(\S+)", re.I)
 
 
@@ -308,7 +314,17 @@ def do_task(workspace: Path, proto: Protocol) -> dict[str, Any]:
         proto.progress(
             "git is not installed: the file is written but not committed", step="commit", percent=90
         )
-    proto.emit({"type": "cost", "model": "none", "inputTokens": 0, "outputTokens": 0, "usd": 0})
+    proto.emit(
+        {
+            "type": "cost",
+            "id": f"write-{rel}",
+            "model": DEMO_MODEL,
+            "provider": "company-agents-demo",
+            "inputTokens": 1 + len(json.dumps(task)) // 4,
+            "outputTokens": 1 + len(text) // 4,
+            "note": "demo: an offline pretend model; no money is spent",
+        }
+    )
     proto.checkpoint()
     summary = f"{rel}: {what}" + (f"; commit {commit[:12]}" if commit else "; not committed (no git)")
     return {

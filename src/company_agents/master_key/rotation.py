@@ -4,8 +4,9 @@ Rotation (``rotate_master_key``) orders its steps so that the database commit is
 
 1. read and decrypt every secret under the old key (a wrong key fails here; nothing has changed);
 2. write the new key to ``master.key.new`` (O_EXCL, 0600, fsync);
-3. in ONE transaction: re-encrypt every secret under the new key and append a ``master_key.rotated``
-   audit event naming the new key id; commit;
+3. in ONE transaction: re-encrypt every secret under the new key, move the database's record of its
+   owning key (``database_key``) to the new key id and append a ``master_key.rotated`` audit event
+   naming it; commit (other orchestrators see the record move on their next heartbeat and stop);
 4. copy the old key to ``master.key.<UTC time>.bak`` (0600), then rename ``master.key.new`` over
    ``master.key``.
 
@@ -25,26 +26,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets as pyrandom
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import LiteralString
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from company_agents import audit, crypto
 from company_agents.db.database import Database
-from company_agents.db.schema import secrets
+from company_agents.db.schema import database_key, secrets
 from company_agents.errors import MasterKeyError
 from company_agents.master_key import MASTER_KEY_BYTES, MasterKey, check_key_file_mode, master_key_location
 from company_agents.secrets_store import (
-    DATABASE_KEY_ID_SQL,
     MASTER_KEY_ROTATED,
     SECRETS_KEY_LOCK,
     check_master_key,
-    mismatch_error,
 )
 from company_agents.settings import Settings
 
@@ -55,6 +55,7 @@ ROTATION_COMMITTED_SQL: LiteralString = """
 SELECT EXISTS (SELECT 1 FROM audit_events WHERE action = 'master_key.rotated'
                AND payload->>'newKeyId' = %(key_id)s)
     OR EXISTS (SELECT 1 FROM secrets WHERE key_id = %(key_id)s)
+    OR EXISTS (SELECT 1 FROM database_key WHERE key_id = %(key_id)s)
 """
 
 Hook = Callable[[str], None]
@@ -209,6 +210,11 @@ async def rotate_master_key(
                     .values(value=ciphertext, nonce=nonce, key_id=new_key.key_id, updated_at=func.now())
                 )
             del plain
+            await conn.execute(
+                update(database_key)
+                .where(database_key.c.id == 1)
+                .values(key_id=new_key.key_id, recorded_at=func.now(), recorded_by=socket.gethostname())
+            )
             await audit.record(
                 conn,
                 actor=actor,
@@ -276,14 +282,3 @@ def recover_pending_rotation(settings: Settings, db: Database) -> str | None:
         extra={"action": "master_key_rotation_recovered", "outcome": outcome},
     )
     return outcome
-
-
-def check_key_matches_database(db: Database, master_key: MasterKey) -> None:
-    """Refuse a master key other than the one the database's secrets are encrypted with (startup)."""
-    with db.connect() as conn:
-        ready = conn.execute("SELECT to_regclass('secrets') IS NOT NULL").fetchone()
-        if not ready or not ready[0]:
-            return
-        row = conn.execute(DATABASE_KEY_ID_SQL).fetchone()
-    if row and row[0] is not None and row[0] != master_key.key_id:
-        raise mismatch_error(master_key, str(row[0]))

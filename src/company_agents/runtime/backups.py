@@ -20,6 +20,9 @@ async def run_scheduled_backups(settings: Settings, db: Database, stop: asyncio.
     """Back up every ``backup_interval_seconds`` until ``stop`` is set (0 turns scheduling off)."""
     if settings.backup_interval_seconds <= 0:
         log.info("scheduled backups are off", extra={"action": "backup_schedule_off"})
+        # Wait all the same: `serve` stops every part as soon as one ends, so returning here would
+        # stop `up` right after it started.
+        await stop.wait()
         return
     started = datetime.now(UTC)
     retry_at: datetime | None = None
@@ -27,7 +30,12 @@ async def run_scheduled_backups(settings: Settings, db: Database, stop: asyncio.
 
     async def step() -> float | None:
         nonlocal retry_at
-        due = retry_at or next_due(settings, started=started)
+        # The newest backup of any host (a query: in a thread, like the backup itself).
+        due = (
+            retry_at
+            if retry_at is not None
+            else await asyncio.to_thread(next_due, settings, started=started, db=db)
+        )
         wait = (due - datetime.now(UTC)).total_seconds()
         if wait > 0:
             return wait

@@ -1,4 +1,5 @@
-"""Housekeeping inside ``up``: workspace retention, every ``housekeeping_interval_seconds``."""
+"""Housekeeping inside ``up``, every ``housekeeping_interval_seconds``: workspace retention, and the
+approval expiry sweep (an approval nobody answered in time is expired, which counts as denied)."""
 
 from __future__ import annotations
 
@@ -20,5 +21,22 @@ async def run_housekeeping(settings: Settings, db: Database, *, stop: asyncio.Ev
             removed = await housekeeping_once(settings, conn)
         if removed:
             log.info("removed %d expired workspaces", removed, extra={"action": "workspaces_removed"})
+        await expire_approvals(db)
 
     await run_loop("housekeeping", step, interval=settings.housekeeping_interval_seconds, stop=stop)
+
+
+async def expire_approvals(db: Database) -> int:
+    """Expire due approvals in batches, each batch its own transaction; returns how many."""
+    from company_agents.approvals.store import expire_due
+
+    total = 0
+    while True:
+        async with db.engine.begin() as conn:
+            batch = await expire_due(conn, batch=100)
+        total += len(batch)
+        if len(batch) < 100:
+            break
+    if total:
+        log.info("expired %d approvals", total, extra={"action": "approvals_expired"})
+    return total

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -19,13 +19,19 @@ from sqlalchemy import text
 
 from company_agents import leases
 from company_agents.adapters.config import AdapterConfig, load_adapters
+from company_agents.adapters.env_policy import reserved_names
 from company_agents.adapters.runner import AgentRun
+from company_agents.budgets.stops import RunStops
 from company_agents.db.database import Database, libpq_url
 from company_agents.errors import ConfigError
+from company_agents.isolation import Launcher
 from company_agents.master_key import MasterKey
 from company_agents.runtime.loop import run_loop, wait_for_stop
 from company_agents.settings import Settings
 from company_agents.tasks import TASKS_CHANNEL
+
+if TYPE_CHECKING:
+    from company_agents.gateway.routes import Routes
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +54,19 @@ CANDIDATES_SQL = text(
 
 class Scheduler:
     def __init__(
-        self, settings: Settings, db: Database, *, holder: str, stop: asyncio.Event, master_key: MasterKey
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        holder: str,
+        stop: asyncio.Event,
+        master_key: MasterKey,
+        launcher: Launcher,
+        gateway: Routes | None = None,
     ) -> None:
         self.settings = settings
+        self.gateway = gateway  # the model gateway's runs (docs/gateway.md), shared with every run
+        self.launcher = launcher  # every agent runs in the isolation mode chosen at start-up
         self.master_key = master_key
         self.db = db
         self.holder = holder
@@ -58,10 +74,12 @@ class Scheduler:
         self.wake = asyncio.Event()
         self.running: dict[UUID, asyncio.Task[Any]] = {}
         self.adapters: dict[str, AdapterConfig] = {}
+        # Shared by every run started here, so a budget breach stops the scope's other runs at once.
+        self.stops = RunStops()
 
     def _reload_adapters(self) -> None:
         try:
-            self.adapters = load_adapters(self.settings.config_path)
+            self.adapters = load_adapters(self.settings.config_path, reserved=reserved_names(self.settings))
         except ConfigError as exc:
             log.error("adapters not loaded: %s", exc.message, extra={"action": "adapter_config_error"})
 
@@ -118,6 +136,7 @@ class Scheduler:
                         holder=self.holder,
                         lease_seconds=self.settings.lease_seconds,
                         limit=min(free, int(agent["room"])),
+                        reserve_usd=self.settings.budget_reservation_usd,
                     )
                 for claim in claims:
                     self._start(claim, self.adapters[agent["adapter"]])
@@ -134,7 +153,17 @@ class Scheduler:
             claim.task_id,
             extra={"action": "run_started", "task_id": str(claim.task_id), "run_id": str(claim.run_id)},
         )
-        run = AgentRun(self.settings, self.db, claim, adapter, self.stop, self.master_key)
+        run = AgentRun(
+            self.settings,
+            self.db,
+            claim,
+            adapter,
+            self.stop,
+            self.master_key,
+            stops=self.stops,
+            launcher=self.launcher,
+            gateway=self.gateway,
+        )
         task = asyncio.create_task(run.execute(), name=f"run:{claim.run_id}")
         self.running[claim.run_id] = task
 
@@ -150,7 +179,10 @@ class Scheduler:
         while not self.stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    libpq_url(self.db.url), autocommit=True, application_name=self.db.application_name
+                    libpq_url(self.db.url),
+                    autocommit=True,
+                    application_name=self.db.application_name,
+                    **self.db.connect_kwargs,
                 ) as conn:
                     await conn.execute(f"LISTEN {TASKS_CHANNEL}")
                     delay = 0.5

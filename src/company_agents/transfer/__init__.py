@@ -1,4 +1,4 @@
-"""Moving all data between databases: ``db export`` and ``db import`` (DESIGN §7)."""
+"""Moving all data between databases: ``db export`` and ``db import`` (docs/design.md §7)."""
 
 from __future__ import annotations
 

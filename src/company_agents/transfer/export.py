@@ -12,7 +12,6 @@ from psycopg import IsolationLevel
 
 from company_agents.db.database import Database
 from company_agents.db.migrate import head_revision
-from company_agents.db.schema import metadata
 from company_agents.errors import DatabaseError, SchemaOutOfDate
 from company_agents.transfer.archive import ArchiveWriter, Manifest, SequenceEntry
 from company_agents.transfer.progress import ProgressFn
@@ -23,6 +22,7 @@ from company_agents.transfer.tables import (
     sequence_state,
     sequences,
     table_shape,
+    transferred_tables,
 )
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ def write_export(conn: Conn, path: Path, *, progress: ProgressFn | None = None) 
             f"the database schema is at {revision or 'nothing'}, this version exports {head}; "
             "run `company-agents db migrate` first"
         )
-    # metadata.sorted_tables is dependency order (referenced tables first), the order import loads in.
-    names = [t.name for t in metadata.sorted_tables]
+    # Dependency order (referenced tables first), the order import loads in.
+    names = transferred_tables()
     writer = ArchiveWriter(path)
     try:
         for name in names:

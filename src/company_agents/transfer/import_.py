@@ -33,7 +33,6 @@ from sqlalchemy import Connection, text
 from company_agents.db.database import Database
 from company_agents.db.migrate import MIGRATION_LOCK_KEY, alembic_config, head_revision, script_directory
 from company_agents.db.migrate import upgrade as upgrade_to_head
-from company_agents.db.schema import metadata
 from company_agents.errors import (
     ArchiveError,
     ImportVerificationFailed,
@@ -45,15 +44,19 @@ from company_agents.transfer import constraints
 from company_agents.transfer.archive import ArchiveReader, Manifest, StreamDigest
 from company_agents.transfer.progress import ProgressFn
 from company_agents.transfer.tables import (
+    BOOKKEEPING_TABLES,
     Conn,
     apply_session_settings,
     copy_in_sql,
     copy_out_sql,
+    existing_tables,
+    host_tables,
     orchestrator_sessions,
     sequences,
     server_encoding,
     table_shape,
     tables_with_rows,
+    transferred_tables,
 )
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,11 @@ class ImportResult:
 
 def _our_tables(manifest: Manifest) -> list[str]:
     names = [t.name for t in manifest.tables]
-    return names + [t.name for t in metadata.sorted_tables if t.name not in names]
+    return names + [n for n in transferred_tables() if n not in names]
+
+
+def _with_data(conn: Conn, names: list[str]) -> list[str]:
+    return [n for n in tables_with_rows(conn, names) if n not in BOOKKEEPING_TABLES]
 
 
 def _known(revision: str) -> bool:
@@ -114,7 +121,7 @@ def check_target(conn: Conn, manifest: Manifest, *, replace: bool) -> list[str]:
     encoding = server_encoding(conn)
     if encoding != "UTF8":
         raise ArchiveError(f"the target database's encoding is {encoding}; it must be UTF8")
-    full = tables_with_rows(conn, _our_tables(manifest))
+    full = _with_data(conn, _our_tables(manifest))
     if full and not replace:
         raise TargetNotEmpty(
             f"the target database already holds data (in {', '.join(full)}); "
@@ -165,8 +172,11 @@ def _load(
     names = [t.name for t in manifest.tables]
     for name in names:
         conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(name)))
-    if tables_with_rows(conn, names):  # someone wrote between the check and the lock
+    if _with_data(conn, names):  # someone wrote between the check and the lock
         raise TargetNotEmpty("the target database received data while the import started; try again")
+    for name in existing_tables(conn, [n for n in BOOKKEEPING_TABLES if n in names]):
+        # The archive's record wins: its secrets and seals are made with the key it names.
+        conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
     _check_shapes(conn, manifest)
     # Dependency order is kept for readability of failures, but it is not what makes the load legal:
     # foreign keys are set aside and re-checked after (cycles like teams ↔ agents need that anyway).
@@ -199,12 +209,45 @@ def _prepare_schema(sa_conn: Connection, revision: str, *, reset: bool) -> None:
             "import with that version"
         )
     cfg = alembic_config(sa_conn)
+    kept: list[str] = []
     if current is not None and (reset or current != revision):
+        kept = _set_host_rows_aside(sa_conn)
         # Going through base drops every table of ours, history tables included (DROP, not DELETE).
         command.downgrade(cfg, "base")
         current = None
     if current != revision:
         command.upgrade(cfg, revision)
+    _put_host_rows_back(sa_conn, kept)
+
+
+def _set_host_rows_aside(sa_conn: Connection) -> list[str]:
+    """Copy the host tables (orchestrators, backups) to temporary tables before the schema is dropped:
+    the data is replaced, but the backup files on the hosts and the running orchestrators are not."""
+    conn = cast(Conn, sa_conn.connection.driver_connection)
+    kept = existing_tables(conn, host_tables())
+    for name in kept:
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS TABLE {}").format(
+                sql.Identifier(f"kept_{name}"), sql.Identifier(name)
+            )
+        )
+    return kept
+
+
+def _put_host_rows_back(sa_conn: Connection, kept: list[str]) -> None:
+    conn = cast(Conn, sa_conn.connection.driver_connection)
+    for name in existing_tables(conn, kept):  # an older revision may not have the table
+        shape = table_shape(conn, name)
+        saved = table_shape(conn, f"pg_temp.kept_{name}")
+        if shape is None or saved is None:  # pragma: no cover - both were just made
+            continue
+        columns = [c for c in shape.columns if c in saved.columns]
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                sql.Identifier(name), cols, cols, sql.Identifier(f"kept_{name}")
+            )
+        )
 
 
 def _check_shapes(conn: Conn, manifest: Manifest) -> None:

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
+from company_agents.db.schema import metadata
 
 Conn = psycopg.Connection[Any]
 
@@ -64,6 +65,10 @@ SELECT relname FROM pg_class
 WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname = ANY (%(tables)s)
 """
 
+# A target holding rows only in these is still empty: the database's record of its master key is made
+# the first time any command uses a key with it, and the archive brings its own (db/schema/hosts.py).
+BOOKKEEPING_TABLES = ("database_key",)
+
 ORCHESTRATORS_SQL: LiteralString = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND application_name = %(app)s AND pid <> pg_backend_pid()
@@ -78,6 +83,20 @@ class TableShape:
     columns: tuple[str, ...]
     order_by: tuple[str, ...]
     collatable: tuple[bool, ...]
+
+
+def transferred_tables() -> list[str]:
+    """Our tables that export and import carry, in dependency order (referenced tables first).
+
+    Tables marked ``info={"transfer": False}`` describe hosts (running orchestrators, the backup files
+    each holds), not the data: they stay with the database they are in.
+    """
+    return [t.name for t in metadata.sorted_tables if t.info.get("transfer", True)]
+
+
+def host_tables() -> list[str]:
+    """The tables ``transferred_tables`` leaves out."""
+    return [t.name for t in metadata.sorted_tables if not t.info.get("transfer", True)]
 
 
 def apply_session_settings(conn: Conn) -> None:

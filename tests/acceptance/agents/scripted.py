@@ -12,12 +12,15 @@ wait_stop    wait for a shutdown line on stdin, then exit 0 without completing
 wait_go      report progress, wait for the file named in $GO_FILE, then complete (progress, cost, complete)
 bad_cost     report a cost the database refuses (an amount that is not a number), then complete
 bad_complete complete with an output the database refuses (a NUL character in JSON), then exit 0
+soak         work a random short time (up to $SOAK_MAX_SECONDS, default 0.5), then crash (exit 3) with
+             probability $SOAK_CRASH (default 0.1), else complete
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -100,6 +103,12 @@ def main() -> None:
         go = Path(os.environ["GO_FILE"])
         while not go.exists():
             time.sleep(0.05)
+        complete(task)
+        return
+    if mode == "soak":
+        time.sleep(random.uniform(0.02, float(os.environ.get("SOAK_MAX_SECONDS", "0.5"))))
+        if random.random() < float(os.environ.get("SOAK_CRASH", "0.1")):
+            sys.exit(3)
         complete(task)
         return
     if mode == "bad_cost":

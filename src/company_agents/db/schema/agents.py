@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -60,10 +61,21 @@ agents = Table(
     Column("reports_to", Uuid, nullable=True),
     Column("status", Text, nullable=False, server_default="idle"),
     Column("budget_usd", Numeric(14, 4), nullable=True),
+    # The budget of each task this agent runs, unless the task has its own (``agent hire --task-budget``).
+    Column("task_budget_usd", Numeric(14, 4), nullable=True),
     # How many tasks this agent may hold at once (one unless configured otherwise).
     Column("max_concurrent_tasks", Integer, nullable=False, server_default="1"),
     # Memory scopes the agent may read and write beyond its own (e.g. ["company", "team"]).
     Column("memory_scopes", JSONB, nullable=False, server_default='["company", "team", "agent", "task"]'),
+    # Which requests of this agent need a person (approvals/policy.py); set at hire.
+    Column(
+        "approval_policy",
+        JSONB,
+        nullable=False,
+        server_default=text("""'{"spendOverUsd": "10", "categories": []}'::jsonb"""),
+    ),
+    # The model the agent was hired with (recorded; adapters may pass it on).
+    Column("model", Text, nullable=True),
     # Identity token: only a hash is kept; the token itself is shown once.
     Column("token_hash", Text, nullable=True, unique=True),
     Column("token_rotated_at", DateTime(timezone=True), nullable=True),
@@ -88,6 +100,7 @@ agents = Table(
     CheckConstraint("reports_to IS NULL OR reports_to <> id", name="not_own_manager"),
     CheckConstraint("max_concurrent_tasks >= 1", name="max_concurrent_positive"),
     CheckConstraint("budget_usd IS NULL OR budget_usd >= 0", name="budget_nonnegative"),
+    CheckConstraint("task_budget_usd IS NULL OR task_budget_usd >= 0", name="task_budget_nonnegative"),
 )
 
 Index("ix_agents_team_id", agents.c.team_id)

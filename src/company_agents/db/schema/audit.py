@@ -39,10 +39,15 @@ audit_events = Table(
     # (see audit.mac); NULL when the writer held no key. ``mac_key_id`` names the master key.
     Column("mac", LargeBinary, nullable=True),
     Column("mac_key_id", Text, nullable=True),
+    # The writing transaction's id (``pg_current_xact_id()``), set by the audit_events_feed trigger
+    # (0017). The event feed orders by (txid, id) and reads only below the oldest running transaction,
+    # so a late commit can never slip behind a reader's cursor (docs/events.md). 0 for older rows.
+    Column("txid", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("actor ~ '^(user|agent|system):.+'", name="actor_format"),
     CheckConstraint("action ~ '^[a-z_]+(\\.[a-z_]+)+$'", name="action_format"),
 )
 Index("ix_audit_events_company_id_created_at", audit_events.c.company_id, audit_events.c.created_at)
+Index("ix_audit_events_company_id_txid_id", audit_events.c.company_id, audit_events.c.txid, audit_events.c.id)
 Index("ix_audit_events_subject", audit_events.c.subject_type, audit_events.c.subject_id)
 
 audit_seals = Table(

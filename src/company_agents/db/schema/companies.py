@@ -18,6 +18,8 @@ companies = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("budget_usd", Numeric(14, 4), nullable=True),
     Column("fiscal_period", Text, nullable=False, server_default="monthly"),
+    # An IANA zone name: days, periods and windows of the money roll-ups are counted in it.
+    Column("time_zone", Text, nullable=False, server_default="UTC"),
     Column("default_adapter", Text, nullable=True),
     Column("status", Text, nullable=False, server_default="active"),
     created_at(),

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Numeric,
     Table,
     Text,
     Uuid,
@@ -38,6 +39,9 @@ leases = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("renewed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # What is left of the run's budget reservation (docs/budgets.md): set by the claim, lowered as its
+    # costs land, gone with the lease (completion, failure, the reaper).
+    Column("reserved_usd", Numeric(18, 8), nullable=False, server_default="0"),
     CheckConstraint("expires_at > acquired_at", name="expires_after_acquired"),
 )
 Index("ix_leases_expires_at", leases.c.expires_at)

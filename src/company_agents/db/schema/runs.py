@@ -34,7 +34,18 @@ EXIT_REASONS = (
     "cancelled",
     "handoff",
     "shutdown",
+    # The agent ended its run to wait for an approval (the task is blocked until it is answered).
+    "approval",
+    # Stopped by a budget (docs/budgets.md): a hard or catastrophic breach, or the loop budget.
+    "budget",
+    "loop_budget",
+    # The agent exceeded one of its resource limits (company_agents.isolation.limits).
+    "resource_limit",
+    # The model gateway saw the same request repeated (docs/gateway.md, the loop rule).
+    "loop_detected",
 )
+# How the run's agent was isolated (company_agents.isolation); NULL for runs from before it was recorded.
+ISOLATION_MODES = ("user", "sandbox", "none")
 
 runs = Table(
     "runs",
@@ -66,15 +77,18 @@ runs = Table(
     Column("holder_started_at", DateTime(timezone=True), nullable=True),
     Column("agent_pgid", Integer, nullable=True),
     Column("agent_started_at", DateTime(timezone=True), nullable=True),
+    Column("isolation", Text, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("task_id", "attempt"),
     CheckConstraint(in_list("status", RUN_STATUSES), name="status"),
     CheckConstraint(f"exit_reason IS NULL OR {in_list('exit_reason', EXIT_REASONS)}", name="exit_reason"),
+    CheckConstraint(f"isolation IS NULL OR {in_list('isolation', ISOLATION_MODES)}", name="isolation"),
     CheckConstraint("attempt >= 1", name="attempt_positive"),
     CheckConstraint("(status = 'running') = (ended_at IS NULL)", name="ended_iff_not_running"),
 )
-Index("ix_runs_agent_id", runs.c.agent_id)
+# An agent's runs newest first (the overview's agent health reads its last three).
+Index("ix_runs_agent_id_started_at", runs.c.agent_id, runs.c.started_at)
 Index("ix_runs_company_id_started_at", runs.c.company_id, runs.c.started_at)
 
 run_checkpoints = Table(

@@ -1,7 +1,7 @@
 """The task queue. ``status``, ``attempt`` and ``fencing_token`` are the state-machine columns.
 
 ``fencing_token`` only ever grows: every claim increments it, and every write on behalf of an attempt
-must match it (DESIGN §4).
+must match it (docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ TASK_STATUSES = (
     "blocked",
 )
 TERMINAL_TASK_STATUSES = ("done", "failed", "cancelled")
+BLOCKED_REASONS = ("approval", "budget", "manual")
 
 tasks = Table(
     "tasks",
@@ -60,12 +61,16 @@ tasks = Table(
     Column("releases", Integer, nullable=False, server_default="0"),
     Column("fencing_token", BigInteger, nullable=False, server_default="0"),
     Column("budget_usd", Numeric(14, 4), nullable=True),
+    # The workflow this task belongs to (workflows come later; its budget is in workflow_budgets).
+    Column("workflow_id", Uuid, nullable=True),
     Column("keep_workspace", Boolean, nullable=False, server_default="false"),
     # Not claimable before this time (retry backoff, written by a failed or reaped attempt); NULL: now.
     Column("run_after", DateTime(timezone=True), nullable=True),
     Column("output", JSONB, nullable=True),
     Column("feedback", Text, nullable=True),
     Column("failure_reason", Text, nullable=True),
+    # What a blocked task waits for; NULL in every other state.
+    Column("blocked_reason", Text, nullable=True),
     Column("created_by", Text, nullable=False, server_default="user:local"),
     created_at(),
     updated_at(),
@@ -97,9 +102,13 @@ tasks = Table(
     CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
     CheckConstraint("budget_usd IS NULL OR budget_usd >= 0", name="budget_nonnegative"),
     CheckConstraint("length(title) BETWEEN 1 AND 500", name="title_length"),
+    CheckConstraint(
+        "blocked_reason IS NULL OR blocked_reason IN ('approval', 'budget', 'manual')",
+        name="blocked_reason",
+    ),
 )
 
-# The claim index covers runnable rows only, so finished history never slows claiming (DESIGN §4.5).
+# The claim index covers runnable rows only, so finished history never slows claiming (docs/design.md §4.5).
 Index(
     "ix_tasks_claimable",
     tasks.c.company_id,
@@ -110,8 +119,28 @@ Index(
 # Partial: a task update is never HOT (status is indexed), so every index gets a new entry on every
 # transition; most tasks have no parent and many no named agent, and those rows now cost nothing here.
 Index("ix_tasks_parent_id", tasks.c.parent_id, postgresql_where=text("parent_id IS NOT NULL"))
+Index("ix_tasks_workflow_id", tasks.c.workflow_id, postgresql_where=text("workflow_id IS NOT NULL"))
 Index(
     "ix_tasks_assigned_agent_id",
     tasks.c.assigned_agent_id,
     postgresql_where=text("assigned_agent_id IS NOT NULL"),
+)
+# The API's task list pages newest first by (created_at, id) within a company (pagination.py).
+Index("ix_tasks_company_id_created_at_id", tasks.c.company_id, tasks.c.created_at, tasks.c.id)
+# The overview (overview.py): counts by state index-only; today's finishes; the few tasks in flight.
+Index("ix_tasks_company_id_status", tasks.c.company_id, tasks.c.status)
+Index(
+    "ix_tasks_company_id_finished_at",
+    tasks.c.company_id,
+    tasks.c.finished_at,
+    postgresql_include=["status"],
+    postgresql_where=text("finished_at IS NOT NULL"),
+)
+Index(
+    "ix_tasks_in_flight",
+    tasks.c.company_id,
+    tasks.c.created_at,
+    tasks.c.id,
+    # The overview's in-flight states (overview.IN_FLIGHT): keep the two equal.
+    postgresql_where=text(in_list("status", ("assigned", "running", "review", "handoff", "blocked"))),
 )

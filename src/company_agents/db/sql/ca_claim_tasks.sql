@@ -1,43 +1,90 @@
 -- The whole claim in one round trip. One claimer per agent at a time (a transaction-scoped advisory
 -- lock), so the capacity count sees every committed lease; then, in one statement, the task update
 -- with a new fencing token, the run, the lease and the audit event.
+--
+-- Budgets (docs/budgets.md): with p_reserve (the per-run reservation size) given, the room is the
+-- smallest (cap - spent - reserved) among the agent's company, team and agent; each claimed task
+-- reserves least(p_reserve, what is left of the room, its own task and workflow budgets' room) on its
+-- lease, and
+-- nothing is claimed once the room is gone. The room must not be handed out twice by concurrent
+-- claims. Claimers of a company share an advisory lock while the room is ample: at least what every
+-- agent of the company could reserve at once (its "demand"), so all of them together cannot take more
+-- than there is. When it is tight, a claimer must hold that lock alone: it tries to take it
+-- exclusively (without waiting, as it already shares it), reads the room again (every sharer before
+-- it has committed, so their reservations are seen) and claims within it exactly; when others share
+-- the lock at that moment it claims nothing this time.
+-- p_reserve NULL claims without budgets (the benchmark's baseline).
 CREATE OR REPLACE FUNCTION ca_claim_tasks(
-    p_agent uuid, p_limit integer, p_hashes text[], p_holder text, p_lease_seconds double precision
+    p_agent uuid, p_limit integer, p_hashes text[], p_holder text, p_lease_seconds double precision,
+    p_reserve numeric
 ) RETURNS TABLE (
     task_id uuid, company_id uuid, attempt integer, fencing_token bigint, title text, n bigint,
-    run_id uuid, expires_at timestamptz
+    run_id uuid, expires_at timestamptz, reserved_usd numeric
 ) LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     a record;
+    v_room numeric;
+    v_demand numeric;
+    v_period date;
+    v_limit integer;
 BEGIN
     -- One claimer per agent at a time, so the capacity count below sees every committed lease.
     PERFORM pg_advisory_xact_lock(hashtextextended(p_agent::text, 4242));
-    SELECT ag.id, ag.company_id, ag.team_id, ag.status, ag.max_concurrent_tasks, c.status AS company_status
+    SELECT ag.id, ag.company_id, ag.team_id, ag.status, ag.max_concurrent_tasks, ag.task_budget_usd,
+           c.status AS company_status
     INTO a
     FROM agents ag JOIN companies c ON c.id = ag.company_id
     WHERE ag.id = p_agent;
     IF NOT FOUND OR NOT ca_agent_can_claim(a.status, a.company_status) THEN
         RETURN;
     END IF;
+    v_limit := LEAST(p_limit, coalesce(array_length(p_hashes, 1), 0));
+    IF p_reserve IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended(a.company_id::text, 4243));
+        SELECT min(b.cap - b.spent - b.reserved), min(b.period_start) INTO v_room, v_period
+        FROM ca_budget_scopes(a.company_id, a.team_id, p_agent) b;
+        IF v_room <= 0 THEN
+            RETURN;
+        END IF;
+        SELECT p_reserve * coalesce(sum(x.max_concurrent_tasks), 0) INTO v_demand
+        FROM agents x WHERE x.company_id = a.company_id AND ca_agent_can_claim(x.status, 'active');
+        IF v_room < v_demand THEN
+            IF NOT pg_try_advisory_xact_lock(hashtextextended(a.company_id::text, 4243)) THEN
+                RETURN;
+            END IF;
+            -- Alone now: a new statement, a new snapshot, with every sharer's reservations.
+            SELECT min(b.cap - b.spent - b.reserved) INTO v_room
+            FROM ca_budget_scopes(a.company_id, a.team_id, p_agent) b;
+            IF v_room <= 0 THEN
+                RETURN;
+            END IF;
+        END IF;
+        v_limit := LEAST(v_limit, ceil(v_room / p_reserve)::integer);
+    END IF;
     RETURN QUERY
     WITH candidate AS (
         -- SKIP LOCKED: concurrent claimers never wait on, nor take, the same task; the partial index
         -- ix_tasks_claimable covers queued rows only.
-        SELECT t.id
+        -- The task's own room: the least of its task budget's and its workflow's (NULL: neither).
+        SELECT t.id, LEAST(tb.cap - tb.spent, wb.cap - wb.spent - wb.reserved) AS task_room
         FROM tasks t
+        CROSS JOIN LATERAL ca_task_budget(t.id, t.budget_usd, a.task_budget_usd) tb
+        LEFT JOIN LATERAL ca_workflow_budget(t.workflow_id, v_period) wb ON true
         WHERE ca_task_claimable(t, a.company_id, p_agent, a.team_id)
+          AND (p_reserve IS NULL OR ((tb.cap IS NULL OR tb.spent < tb.cap)
+                                     AND (wb.cap IS NULL OR wb.spent + wb.reserved < wb.cap)))
         ORDER BY t.priority DESC, t.created_at
-        LIMIT GREATEST(0, LEAST(p_limit, coalesce(array_length(p_hashes, 1), 0),
+        LIMIT GREATEST(0, LEAST(v_limit,
                                 a.max_concurrent_tasks - (SELECT count(*) FROM leases l WHERE l.agent_id = p_agent)))
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF t SKIP LOCKED
     ),
     claimed AS (
         UPDATE tasks t
         SET status = 'assigned', attempt = t.attempt + 1, fencing_token = t.fencing_token + 1, updated_at = now()
         FROM candidate c
         WHERE t.id = c.id
-        RETURNING t.id, t.company_id, t.attempt, t.fencing_token, t.keep_workspace, t.title
+        RETURNING t.id, t.company_id, t.attempt, t.fencing_token, t.keep_workspace, t.title, c.task_room
     ),
     numbered AS (
         SELECT c.*, row_number() OVER (ORDER BY c.id) AS n FROM claimed c
@@ -51,11 +98,14 @@ BEGIN
         RETURNING id, task_id, lease_token_hash
     ),
     new_leases AS (
-        INSERT INTO leases (task_id, run_id, agent_id, company_id, fencing_token, token_hash, holder, expires_at)
+        INSERT INTO leases (task_id, run_id, agent_id, company_id, fencing_token, token_hash, holder, expires_at,
+                            reserved_usd)
         SELECT x.id, r.id, p_agent, x.company_id, x.fencing_token, r.lease_token_hash, p_holder,
-               now() + make_interval(secs => p_lease_seconds)
+               now() + make_interval(secs => p_lease_seconds),
+               CASE WHEN p_reserve IS NULL THEN 0
+                    ELSE LEAST(p_reserve, v_room - (x.n - 1) * p_reserve, coalesce(x.task_room, p_reserve)) END
         FROM numbered x JOIN new_runs r ON r.task_id = x.id
-        RETURNING task_id, expires_at
+        RETURNING task_id, expires_at, reserved_usd
     ),
     events AS (
         INSERT INTO audit_events (company_id, actor, action, subject_type, subject_id, payload)
@@ -64,7 +114,7 @@ BEGIN
                                   'fencingToken', x.fencing_token)
         FROM numbered x JOIN new_runs r ON r.task_id = x.id
     )
-    SELECT x.id, x.company_id, x.attempt, x.fencing_token, x.title, x.n, r.id, l.expires_at
+    SELECT x.id, x.company_id, x.attempt, x.fencing_token, x.title, x.n, r.id, l.expires_at, l.reserved_usd
     FROM numbered x JOIN new_runs r ON r.task_id = x.id JOIN new_leases l ON l.task_id = x.id
     ORDER BY x.n;
 END

@@ -1,0 +1,72 @@
+"""The CLI and the API print the same JSON for the same object; ``token`` commands end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from company_agents.api.app import create_app
+from company_agents.db.database import Database
+from company_agents.settings import Settings
+from tests.conftest import PgServer
+
+pytestmark = pytest.mark.slow
+
+CLI = [sys.executable, "-m", "company_agents.cli.main"]
+
+
+def ok_json(env: dict[str, str], *args: str) -> Any:
+    result = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def _get(url: str, home: Path, token: str, path: str) -> httpx.Response:
+    settings = Settings(home=home, database_url=url)
+    db = Database(settings=settings, url=url)
+    try:
+        transport = httpx.ASGITransport(app=create_app(db, settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:3100") as client:
+            return await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    finally:
+        await db.dispose()
+
+
+async def test_cli_and_api_agree_and_tokens_rotate_and_revoke(
+    external_pg: PgServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = external_pg.create_database()
+    env = {**cli_env, "DATABASE_URL": url}
+    created = ok_json(env, "token", "create", "--name", "ci", "--scopes", "read,write", "--json")
+    token = created["token"]
+    assert token.startswith("ca_dev_") and "tokenHash" not in created
+    ok_json(env, "company", "create", "--name", "Acme", "--budget", "12.5", "--json")
+    task = ok_json(env, "task", "create", "--company", "acme", "--title", "Write it", "--json")
+
+    for cli_args, path in (
+        (("company", "show", "acme", "--json"), "/v1/companies/acme"),
+        (("task", "show", task["id"], "--json"), f"/v1/tasks/{task['id']}"),
+    ):
+        from_cli = ok_json(env, *cli_args)
+        response = await _get(url, tmp_path, token, path)
+        assert response.status_code == 200, response.text
+        from_api = response.json()["data"]
+        assert {k: from_cli[k] for k in from_api} == from_api, path
+    listed_cli = ok_json(env, "task", "list", "--company", "acme", "--json")
+    listed_api = (await _get(url, tmp_path, token, "/v1/companies/acme/tasks")).json()["data"]
+    assert listed_cli == listed_api
+
+    listed = ok_json(env, "token", "list", "--json")
+    assert [t["id"] for t in listed] == [created["id"]] and token not in json.dumps(listed)
+    rotated = ok_json(env, "token", "rotate", created["id"], "--json")
+    assert rotated["id"] == created["id"] and rotated["token"] != token
+    assert (await _get(url, tmp_path, token, "/v1/whoami")).status_code == 401
+    assert (await _get(url, tmp_path, rotated["token"], "/v1/whoami")).status_code == 200
+    ok_json(env, "token", "revoke", created["id"][:8], "--json")
+    assert (await _get(url, tmp_path, rotated["token"], "/v1/whoami")).status_code == 401
