@@ -345,6 +345,9 @@ async def claim(
     ``reserve_usd`` of that room (``None``: no budgets, for the benchmark's baseline only).
 
     A single statement: safe in autocommit mode (the fast path) or inside a caller's transaction."""
+    if reserve_usd is not None and reserve_usd <= 0:
+        # The claim divides the room by it; settings refuse it too (budget_reservation_usd > 0).
+        raise ValueError(f"reserve_usd must be positive or None, not {reserve_usd}")
     tokens = [new_lease_token() for _ in range(limit)]
     rows = await driver.rows(
         conn,

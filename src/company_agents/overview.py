@@ -28,7 +28,7 @@ from company_agents.costs.rollups import db_now
 from company_agents.costs.windows import day_start, fiscal_period, local_day, zone
 from company_agents.db import driver
 from company_agents.db.schema.tasks import TASK_STATUSES
-from company_agents.pricing.book import quantize
+from company_agents.pricing.book import usd_text
 from company_agents.task_states import TERMINAL, sql_list
 
 # Started and not finished: what "in flight" means on the overview (queued ones have not started).
@@ -150,8 +150,7 @@ def agent_health(status: str, recent: list[str]) -> str:
 
 
 def _usd(value: Decimal) -> str:
-    # Fixed point: str() of a quantized zero is "0E-8", which is no amount the API's pattern admits.
-    return format(quantize(value), "f")
+    return usd_text(value)
 
 
 async def _task_counts(conn: AsyncConnection, company_id: uuid.UUID, today_start: datetime) -> dict[str, Any]:

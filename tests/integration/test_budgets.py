@@ -265,3 +265,19 @@ async def test_a_workflow_budget_caps_its_tasks_envelopes_and_blocks_them_when_s
     assert await scalar(engine, statuses, id=second["id"]) == "blocked:budget"
     (other,) = await claim_one(engine, ada)
     assert other.task_id == third["id"]
+
+
+@pytest.mark.parametrize("reserve", [Decimal(0), Decimal("-1")])
+async def test_a_claim_refuses_a_reservation_that_is_not_positive_and_claims_nothing(
+    engine: AsyncEngine, reserve: Decimal
+) -> None:
+    world = await make_world(engine, agent_names=("ada",))
+    await set_budget(engine, usd=Decimal("5"))
+    await queue(engine, 1)
+    async with engine.connect() as raw:
+        conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(ValueError, match="reserve_usd must be positive"):
+            await leases.claim(
+                conn, agent_id=world.agents["ada"]["id"], holder="test", lease_seconds=60, reserve_usd=reserve
+            )
+    assert [c.reserved_usd for c in await claim_one(engine, world.agents["ada"]["id"])] == [R]

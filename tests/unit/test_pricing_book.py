@@ -12,7 +12,7 @@ from company_agents.adapters.config import AdapterConfig
 from company_agents.costs.ledger import Usage
 from company_agents.costs.runtime import runtime_cost
 from company_agents.pricing import Quote, amounts_for
-from company_agents.pricing.book import book_price, book_source, book_usage
+from company_agents.pricing.book import book_price, book_source, book_usage, usd_text
 from company_agents.pricing.overrides import Rates
 
 
@@ -105,3 +105,18 @@ def test_the_runtime_cost_is_seconds_times_the_adapter_rate() -> None:
     assert cost is not None and cost.kind == "runtime" and cost.idempotency_key == "runtime"
     assert cost.amounts.effective_usd == Decimal("0.0025")
     assert cost.amounts.price_source == "rate:adapter:p"
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (Decimal(0), "0.00000000"),
+        (Decimal("0E-12"), "0.00000000"),
+        (Decimal("1.5"), "1.50000000"),
+        (Decimal("0.000000015"), "0.00000002"),
+        (Decimal("-2"), "-2.00000000"),
+        (Decimal("12345678901"), "12345678901.00000000"),
+    ],
+)
+def test_amounts_print_in_fixed_point_never_in_exponent_form(amount: Decimal, text: str) -> None:
+    assert usd_text(amount) == text

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from company_agents.costs.totals import COUNTER_FIELDS, LEDGER_SUMS, Totals
 from company_agents.costs.windows import Window, day_start, local_day
 from company_agents.db import driver
-from company_agents.pricing.book import quantize
+from company_agents.pricing.book import usd_text
 
 SCOPE_COLUMNS: dict[str, LiteralString] = {
     "company": "company_id",
@@ -195,7 +195,7 @@ async def by_id(
 
 
 def _usd(value: Decimal) -> str:
-    return str(quantize(value))
+    return usd_text(value)
 
 
 def _forecast(total: Decimal, per_day: list[Decimal], win: Window, now: datetime) -> dict[str, Any] | None:

@@ -30,6 +30,12 @@ def quantize(usd: Decimal) -> Decimal:
     return usd.quantize(USD_QUANTUM, rounding=ROUND_HALF_UP)
 
 
+def usd_text(usd: Decimal) -> str:
+    """An amount as the API and the CLI print it: fixed point (``str()`` of a quantized zero is
+    ``0E-8``, which no reader expects and the API's money pattern refuses)."""
+    return format(quantize(usd), "f")
+
+
 @cache
 def book_version() -> str:
     return version("genai-prices")
