@@ -33,19 +33,46 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"up exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+    """The body of ``/healthz`` once ``up`` answers. If it never does (or the test is stopped meanwhile,
+    as by pytest-timeout), ``up`` is killed and reaped here: left running in its own session it would
+    compete with every later test, and its pipes would be closed by the garbage collector in whichever
+    test runs next, failing that one with an unraisable ResourceWarning."""
+    try:
+        # One client for the whole wait: a client per poll loads the CA bundle each time, which on a
+        # loaded machine costs `up` the CPU it needs to start.
+        with httpx.Client(timeout=1, trust_env=False) as client:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    err = proc.stderr.read() if proc.stderr else ""
+                    raise AssertionError(f"up exited {proc.returncode}: {err}")
+                try:
+                    resp = client.get(f"http://127.0.0.1:{port}/healthz")
+                    if resp.status_code == 200:
+                        body: dict[str, object] = resp.json()
+                        return body
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        raise AssertionError("healthz never came up")
+    except BaseException:
+        _kill_and_reap(proc)
+        raise
+
+
+def _kill_and_reap(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
         try:
-            resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            if resp.status_code == 200:
-                body: dict[str, object] = resp.json()
-                return body
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("healthz never came up")
+            os.killpg(proc.pid, signal.SIGKILL)  # `up` runs in its own session: its agents go too
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    try:
+        proc.communicate(timeout=30)
+    except (subprocess.TimeoutExpired, ValueError):
+        pass
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _embedded_postmasters(home: Path) -> list[psutil.Process]:
