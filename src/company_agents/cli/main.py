@@ -158,6 +158,9 @@ def up(
                 f"  database   {kind} {db.server_version_num // 10000} — {db.display_url}", soft_wrap=True
             )
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
+            from company_agents.dashboard.app import dashboard_url
+
+            console.print(f"  dashboard  {dashboard_url(settings)}")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
             console.print(f"  mcp        http://{settings.bind_host}:{settings.tool_port}/mcp")

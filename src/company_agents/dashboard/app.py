@@ -45,6 +45,8 @@ def templates() -> Environment:
         version=__version__,
         refresh_choices=REFRESH_CHOICES,
     )
+    env.filters["usd"] = charts.usd
+    env.filters["tokens"] = charts.tokens
     env.filters["pairs"] = lambda rows, key, value: [(r[key], r[value]) for r in rows]
     return env
 
@@ -62,6 +64,21 @@ async def form_of(request: Request) -> dict[str, str]:
     """The posted form's fields (urlencoded; the guard already capped its size), last value wins."""
     body = (await request.body()).decode("utf-8", "replace")
     return {k: v[-1].strip() for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def dashboard_host(settings: Settings) -> str:
+    """Where the dashboard listens: the bind host when it is loopback, else loopback all the same.
+
+    The dashboard has no login yet (the private-network mode with a password is not built), so it
+    never listens where another machine could reach it, whatever the API's bind host.
+    """
+    from company_agents.settings import is_loopback
+
+    return settings.bind_host if is_loopback(settings.bind_host) else "127.0.0.1"
+
+
+def dashboard_url(settings: Settings) -> str:
+    return f"http://{dashboard_host(settings)}:{settings.dashboard_port}"
 
 
 def create_dashboard_app(db: Database, settings: Settings | None = None) -> FastAPI:
@@ -89,7 +106,7 @@ def create_dashboard_app(db: Database, settings: Settings | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(
         DashboardGuard,
-        hosts=allowed_hosts(settings.bind_host, settings.dashboard_port),
+        hosts=allowed_hosts(dashboard_host(settings), settings.dashboard_port),
         csrf_token=app.state.csrf_token,
     )
     return app

@@ -30,7 +30,7 @@ def gauge(percent: object, label: str, *, level: str | None = None) -> Markup:
     ).format(w=WIDTH, t=text, f=WIDTH * share / 100, c=fill)
 
 
-def bars(items: Sequence[tuple[str, object]], label: str) -> Markup:
+def bars(items: Sequence[tuple[str, object]], label: str, *, money: bool = False) -> Markup:
     """One labelled horizontal bar per ``(name, value)``, scaled to the largest."""
     values = [_number(v) for _, v in items]
     top = max(values, default=0.0) or 1.0
@@ -53,7 +53,7 @@ def bars(items: Sequence[tuple[str, object]], label: str) -> Markup:
                 y=y + 2,
                 bw=WIDTH * value / top,
                 tx=94 + WIDTH * value / top,
-                v=str(raw),
+                v=usd(raw) if money else str(raw),
             )
         )
     parts.append(Markup("</svg>"))
@@ -70,3 +70,24 @@ def sparkline(values: Sequence[object], label: str) -> Markup:
         '<svg class="spark" viewBox="0 0 {w} 30" width="{w}" height="30" role="img" aria-label="{a}">'
         '<polyline points="{p}" fill="none" stroke="#3182ce" stroke-width="2"/></svg>'
     ).format(w=WIDTH, a=escape(label), p=points)
+
+
+def usd(value: object) -> str:
+    """``$1.50``, ``$0.000123``: fixed point (never ``0E-8``), at least cents, no trailing zeros past."""
+    if value is None:
+        return "—"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    text = format(amount, "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"${whole}.{frac}"
+
+
+def tokens(value: object) -> int:
+    """A token count, from a number or a ``{input, output, cacheRead, cacheWrite}`` object."""
+    if isinstance(value, dict):
+        return sum(int(v) for v in value.values() if isinstance(v, int | float))
+    return int(_number(value))
