@@ -60,7 +60,14 @@ async def live(request: Request, slug: str = Path(pattern=SLUG_PATTERN)) -> Any:
         pumping = asyncio.create_task(pump())
         try:
             while True:
-                kinds = {await changes.get()}
+                waiting = asyncio.ensure_future(changes.get())
+                await asyncio.wait({waiting, pumping}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    # The feed stopped (the database went away): end the stream, and the browser's
+                    # EventSource reconnects after RETRY_MS, from a fresh tail.
+                    waiting.cancel()
+                    return
+                kinds = {waiting.result()}
                 await asyncio.sleep(FOLD_SECONDS)
                 while not changes.empty():
                     kinds.add(changes.get_nowait())

@@ -47,12 +47,22 @@ async def home(request: Request) -> HTMLResponse:
 
 @router.get("/c/{slug}", response_class=HTMLResponse)
 async def overview(request: Request, slug: str = Slug) -> HTMLResponse:
+    from company_agents.companies import get_company
     from company_agents.overview import company_overview
 
     async with db_of(request).engine.connect() as conn:
-        scope = await company_scope(conn, slug)
-        data = await company_overview(conn, scope["company"]["id"])
-    return render(request, "overview.html", live="overview_live.html", page="overview", o=data, **scope)
+        company = await get_company(conn, slug)
+        data = await company_overview(conn, company["id"])
+    # The read model counts the inbox already: its total is the badge (no second inbox read).
+    return render(
+        request,
+        "overview.html",
+        live="overview_live.html",
+        page="overview",
+        o=data,
+        company=company,
+        badge=data.inbox.total,
+    )
 
 
 @router.get("/c/{slug}/badge", response_class=HTMLResponse)
