@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from company_agents.demo import ADAPTER_NAME, example_adapter
-from tests.acceptance.orchestrator import Orchestrator, wait_for
+from tests.acceptance.orchestrator import Orchestrator
 
 pytestmark = pytest.mark.slow  # a real `up` and a browser
 
@@ -50,10 +50,22 @@ def orchestrator(cli_env: dict[str, str], home: Path) -> Iterator[Orchestrator]:
         orch.terminate()
 
 
+def _dashboard_link(orch: Orchestrator) -> str:
+    """The dashboard line of `up`'s start-up summary (on stderr)."""
+    assert orch.proc.stderr is not None
+    for line in orch.proc.stderr:
+        if line.strip().startswith("dashboard"):
+            return line.split()[-1]
+    raise AssertionError("up printed no dashboard link")
+
+
 def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> None:
     sync_playwright = _browser_or_skip()
     base = f"http://127.0.0.1:{orchestrator.env['COMPANY_AGENTS_DASHBOARD_PORT']}"
-    wait_for(lambda: httpx.get(base, timeout=1).status_code == 200, 30, "the dashboard")
+    link = _dashboard_link(orchestrator)
+    assert link.startswith(f"{base}/?token=")
+    # Without the link's cookie, nothing: an agent on the same loopback cannot drive the dashboard.
+    assert httpx.get(base, timeout=5).status_code == 401
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     ARTIFACTS.mkdir(parents=True)
@@ -63,7 +75,8 @@ def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> 
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         try:
-            page.goto(base)
+            page.goto(link)
+            page.wait_for_url(f"{base}/")  # the token left the address bar for a cookie
             page.get_by_label("Name", exact=True).fill("Acme")
             page.get_by_label("Teams (comma-separated)").fill("Eng")
             page.get_by_role("button", name="Create company").click()

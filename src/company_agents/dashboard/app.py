@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from company_agents import __version__
 from company_agents.dashboard import charts
-from company_agents.dashboard.security import DashboardGuard, allowed_hosts, new_csrf_token
+from company_agents.dashboard.security import DashboardGuard, allowed_hosts, new_token
 from company_agents.errors import CompanyAgentsError
 
 if TYPE_CHECKING:
@@ -77,12 +77,17 @@ def dashboard_host(settings: Settings) -> str:
     return settings.bind_host if is_loopback(settings.bind_host) else "127.0.0.1"
 
 
-def dashboard_url(settings: Settings) -> str:
-    return f"http://{dashboard_host(settings)}:{settings.dashboard_port}"
+def dashboard_url(settings: Settings, access_token: str | None = None) -> str:
+    """The dashboard's address; with the access token, the link that lets a browser in."""
+    base = f"http://{dashboard_host(settings)}:{settings.dashboard_port}"
+    return f"{base}/?token={access_token}" if access_token else base
 
 
-def create_dashboard_app(db: Database, settings: Settings | None = None) -> FastAPI:
-    """The dashboard on ``db``, answering only for ``settings``' bind host and dashboard port."""
+def create_dashboard_app(
+    db: Database, settings: Settings | None = None, *, access_token: str | None = None
+) -> FastAPI:
+    """The dashboard on ``db``, answering only for ``settings``' bind host and dashboard port, and only
+    to a browser that opened ``dashboard_url(settings, access_token)`` (default: a new token)."""
     if settings is None:
         from company_agents.settings import Settings
 
@@ -90,7 +95,9 @@ def create_dashboard_app(db: Database, settings: Settings | None = None) -> Fast
     app = FastAPI(title="Company Agents dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db = db
     app.state.settings = settings
-    app.state.csrf_token = new_csrf_token()
+    app.state.csrf_token = new_token()
+    # Who may look at all: the browser that opened the link `up` printed (security.py).
+    app.state.access_token = access_token or new_token()
     app.state.templates = templates()
 
     @app.exception_handler(CompanyAgentsError)
@@ -108,5 +115,6 @@ def create_dashboard_app(db: Database, settings: Settings | None = None) -> Fast
         DashboardGuard,
         hosts=allowed_hosts(dashboard_host(settings), settings.dashboard_port),
         csrf_token=app.state.csrf_token,
+        access_token=app.state.access_token,
     )
     return app

@@ -1,9 +1,12 @@
 """What keeps another web page from driving the dashboard: the ``Host`` check (DNS rebinding), a CSRF
 token on every state-changing request, and headers that forbid inline script and framing.
 
-The dashboard trusts the local user (it binds to loopback), so these are its only guards: a page on
-another site can make the browser send requests to ``127.0.0.1:3101``, but it cannot read the token
-from our pages, and a rebound name arrives with a ``Host`` we do not serve.
+It binds to loopback, but loopback is not only the user: every agent can reach it (docs/security.md,
+"the network is open"). So a request must also carry the access cookie, which a browser gets once
+from the link ``up`` prints (``/?token=…``, a per-process secret an agent cannot read in the ``user`` and
+``sandbox`` modes). A page on another site can make the browser send requests to ``127.0.0.1:3101``,
+but it cannot read the CSRF token from our pages, and a rebound name arrives with a ``Host`` we do not
+serve.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterable
-from urllib.parse import parse_qs
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+ACCESS_COOKIE = "ca_dashboard"
+ACCESS_PARAM = "token"
+# Paths served without the cookie: the vendored and own static files, which hold nothing of a company.
+PUBLIC_PREFIX = "/static/"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,8 +42,8 @@ HEADERS = [
 ]
 
 
-def new_csrf_token() -> str:
-    """The per-process token: every page carries it, and it dies with the process."""
+def new_token() -> str:
+    """A per-process secret (the CSRF token, the access token): it dies with the process."""
     return secrets.token_urlsafe(32)
 
 
@@ -54,10 +62,39 @@ async def _plain(send: Send, status: int, text: str) -> None:
 class DashboardGuard:
     """Pure ASGI (no body buffering for GETs or the SSE stream): Host check, CSRF check, headers."""
 
-    def __init__(self, app: ASGIApp, *, hosts: Iterable[str], csrf_token: str) -> None:
+    def __init__(self, app: ASGIApp, *, hosts: Iterable[str], csrf_token: str, access_token: str) -> None:
         self.app = app
         self.hosts = frozenset(h.lower() for h in hosts)
         self.token = csrf_token
+        self.access = access_token
+
+    def _has_access(self, headers: dict[str, str]) -> bool:
+        cookie: SimpleCookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header is no access, not an error
+            return False
+        morsel = cookie.get(ACCESS_COOKIE)
+        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self.access.encode())
+
+    async def _grant(self, scope: Scope, send: Send) -> bool:
+        """``?token=`` right: set the cookie and redirect to the same URL without it (so the token
+        leaves the address bar and the history). Wrong or absent: False."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        sent = query.pop(ACCESS_PARAM, [])
+        if len(sent) != 1 or not hmac.compare_digest(sent[0].encode(), self.access.encode()):
+            return False
+        rest = urlencode({k: v[-1] for k, v in query.items()})
+        location = scope["path"] + (f"?{rest}" if rest else "")
+        cookie = f"{ACCESS_COOKIE}={self.access}; Path=/; HttpOnly; SameSite=Strict"
+        headers = [
+            (b"location", location.encode()),
+            (b"set-cookie", cookie.encode()),
+            (b"content-length", b"0"),
+        ]
+        await send({"type": "http.response.start", "status": 303, "headers": [*headers, *HEADERS]})
+        await send({"type": "http.response.body", "body": b""})
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +103,11 @@ class DashboardGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if headers.get("host", "").lower() not in self.hosts:
             await _plain(send, 400, "unknown Host: open the dashboard at the address `up` printed")
+            return
+        if not scope["path"].startswith(PUBLIC_PREFIX) and not self._has_access(headers):
+            if scope["method"] in SAFE_METHODS and await self._grant(scope, send):
+                return
+            await _plain(send, 401, "open the dashboard through the link `company-agents up` printed")
             return
         if scope["method"] not in SAFE_METHODS:
             receive, ok = await self._check_csrf(headers, receive)

@@ -81,9 +81,16 @@ def _server(app: FastAPI | Starlette, host: str, port: int, *, lifespan: bool = 
     )
 
 
-async def serve(inst: Instance, *, isolation: Isolation, on_ready: Callable[[], None] | None = None) -> None:
+async def serve(
+    inst: Instance,
+    *,
+    isolation: Isolation,
+    on_ready: Callable[[], None] | None = None,
+    dashboard_token: str | None = None,
+) -> None:
     """Run every part until SIGINT or SIGTERM, then stop them all cleanly; agents run isolated as
-    ``isolation`` (chosen before the instance was opened: ``choose_isolation``)."""
+    ``isolation`` (chosen before the instance was opened: ``choose_isolation``); the dashboard lets in
+    the browser that opens the link with ``dashboard_token`` (``dashboard.app.dashboard_url``)."""
     settings = inst.settings
     inst.db.application_name = ORCHESTRATOR_APP_NAME
     if not is_loopback(settings.bind_host):
@@ -113,7 +120,11 @@ async def serve(inst: Instance, *, isolation: Isolation, on_ready: Callable[[], 
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port, lifespan=True),
     ]
     servers.append(
-        _server(create_dashboard_app(inst.db, settings), dashboard_host(settings), settings.dashboard_port)
+        _server(
+            create_dashboard_app(inst.db, settings, access_token=dashboard_token),
+            dashboard_host(settings),
+            settings.dashboard_port,
+        )
     )
     if gateway is not None:
         servers.append(_server(gateway.app(), settings.bind_host, settings.gateway_port))

@@ -30,6 +30,7 @@ class Dash:
     db: Database
     client: httpx.AsyncClient
     csrf: str
+    access: str
 
     async def post(self, path: str, data: dict[str, str], *, csrf: bool = True) -> httpx.Response:
         body = {**data, "csrf_token": self.csrf} if csrf else data
@@ -43,7 +44,10 @@ async def dash(db_url: str, tmp_path: Any) -> AsyncIterator[Dash]:
     app = create_dashboard_app(db, settings)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        yield Dash(db=db, client=client, csrf=app.state.csrf_token)
+        # In through the link `up` prints: the cookie it sets rides on every later request.
+        entered = await client.get(f"/?token={app.state.access_token}")
+        assert entered.status_code == 303 and entered.headers["location"] == "/"
+        yield Dash(db=db, client=client, csrf=app.state.csrf_token, access=app.state.access_token)
     await db.dispose()
 
 
@@ -61,6 +65,27 @@ async def test_a_foreign_host_is_refused_before_anything_runs(dash: Dash) -> Non
         response = await dash.client.get("/", headers={"Host": host})
         assert response.status_code == 400, host
     assert (await dash.client.get("/", headers={"Host": f"localhost:{PORT}"})).status_code == 200
+
+
+async def test_only_the_browser_that_opened_the_link_gets_in(dash: Dash) -> None:
+    transport = dash.client._transport  # the same app, a client without the cookie (another process)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as other:
+        for path in ["/", "/c/acme", "/c/acme/live", "/c/acme/badge"]:
+            assert (await other.get(path)).status_code == 401, path
+        refused = await other.post("/companies", data={"name": "Acme", "csrf_token": dash.csrf})
+        assert refused.status_code == 401
+        assert (await other.get("/?token=guess")).status_code == 401
+        other.cookies.set("ca_dashboard", "guess")
+        assert (await other.get("/")).status_code == 401
+        assert (await other.get("/static/vendor/manifest.json")).status_code == 200  # nothing private
+        other.cookies.clear()
+        entered = await other.get(f"/c/acme/tasks?token={dash.access}&part=live")
+        assert entered.status_code == 303 and entered.headers["location"] == "/c/acme/tasks?part=live"
+        cookie = entered.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert (await other.get("/")).status_code == 200
+    # Neither token is in a page's links (the access token only ever travels in the cookie).
+    assert dash.access not in (await dash.client.get("/")).text
 
 
 async def test_a_post_without_the_csrf_token_is_refused(dash: Dash) -> None:
@@ -157,4 +182,4 @@ async def test_no_page_renders_a_secret_or_an_identity_token(dash: Dash) -> None
     for path in paths:
         for url in (path, f"{path}?part=live"):
             html = (await dash.client.get(url)).text
-            assert SECRET not in html and token not in html, url
+            assert SECRET not in html and token not in html and dash.access not in html, url
