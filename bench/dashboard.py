@@ -287,7 +287,8 @@ async def run(url: str, n: int) -> list[tuple[str, list[float]]]:
                 timeout=30,
             ) as pages,
         ):
-            (await pages.get(f"/?token={dashboard.state.access_token}")).raise_for_status()  # the cookie
+            entered = await pages.get(f"/?token={dashboard.state.access_token}")  # sets the cookie
+            assert entered.status_code == 303, entered.status_code
             ctx.api, ctx.dashboard = client, pages
             for measurement in measurements():
                 results.append((measurement.name, await timed(ctx, measurement, n)))
