@@ -52,6 +52,7 @@ def _env(home: Path) -> dict[str, str]:
             "COMPANY_AGENTS_HOME": str(home),
             "COMPANY_AGENTS_API_PORT": str(_port()),
             "COMPANY_AGENTS_TOOL_PORT": str(_port()),
+            "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
             "COMPANY_AGENTS_BACKUP_INTERVAL_SECONDS": "0",
         }
     )

@@ -1,6 +1,8 @@
 """Dashboard read paths at the issue's size: p50/p95 of the overview read model
-(``overview.company_overview``) and of ``GET /v1/companies/{c}/overview`` over real HTTP (the API app
-under uvicorn, in a thread with its own loop), against the read model alone, in the same run.
+(``overview.company_overview``), of ``GET /v1/companies/{c}/overview`` over real HTTP (the API app
+under uvicorn, in a thread with its own loop), and the server-side render of the dashboard's overview
+page, tasks board and costs page (the dashboard app through its ASGI interface, no socket: read and
+render only), against the read model alone, in the same run.
 
     .venv/bin/python bench/dashboard.py                       # scratch embedded PostgreSQL
     .venv/bin/python bench/dashboard.py --admin-dsn postgresql://postgres@127.0.0.1:5432/postgres
@@ -41,6 +43,7 @@ from sqlalchemy.pool import NullPool
 from company_agents import api_tokens, overview
 from company_agents.api.app import create_app
 from company_agents.costs import rebuild
+from company_agents.dashboard.app import create_dashboard_app
 from company_agents.db.database import Database, sqlalchemy_url
 from company_agents.settings import Settings
 
@@ -178,6 +181,7 @@ class Context:
     slug: str
     token: str
     api: httpx.AsyncClient = field(init=False)
+    dashboard: httpx.AsyncClient = field(init=False)
     _servers: list[tuple[_Server, threading.Thread]] = field(default_factory=list)
 
     def serve(self, app: Any) -> str:
@@ -222,13 +226,23 @@ async def _api_overview(ctx: Context) -> None:
     response.raise_for_status()
 
 
+def _page(path: str, marker: str) -> Callable[[Context], Awaitable[None]]:
+    async def render(ctx: Context) -> None:
+        response = await ctx.dashboard.get(path.format(slug=ctx.slug))
+        response.raise_for_status()
+        assert marker in response.text, (path, response.text[:500])
+
+    return render
+
+
 def measurements() -> list[Measurement]:
-    """The figures of this bench, the baseline first. After the dashboard lands, its pages join here,
-    e.g. ``Measurement("dashboard overview page", render)`` with ``render`` getting the page from an
-    app served by ``ctx.serve(create_dashboard_app(ctx.db, …))``."""
+    """The figures of this bench, the baseline first."""
     return [
         Measurement(BASELINE, _read_model),
         Measurement("GET /v1/companies/{c}/overview", _api_overview),
+        Measurement("dashboard overview page", _page("/c/{slug}", 'id="in-flight"')),
+        Measurement("dashboard tasks board", _page("/c/{slug}/tasks", 'id="col-done"')),
+        Measurement("dashboard costs page", _page("/c/{slug}/costs", 'id="period-usd"')),
     ]
 
 
@@ -259,17 +273,29 @@ async def run(url: str, n: int) -> list[tuple[str, list[float]]]:
     db = Database(settings=settings, url=url)
     ctx = Context(url=url, home=home, db=db, company_id=company_id, slug="bench", token=token)
     api_base = ctx.serve(create_app(Database(settings=settings, url=url), settings))
+    dashboard_db = Database(settings=settings, url=url)
+    dashboard = create_dashboard_app(dashboard_db, settings)
     results = []
     try:
-        async with httpx.AsyncClient(
-            base_url=api_base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
-            ctx.api = client
+        async with (
+            httpx.AsyncClient(
+                base_url=api_base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=dashboard),
+                base_url=f"http://127.0.0.1:{settings.dashboard_port}",
+                timeout=30,
+            ) as pages,
+        ):
+            entered = await pages.get(f"/?token={dashboard.state.access_token}")  # sets the cookie
+            assert entered.status_code == 303, entered.status_code
+            ctx.api, ctx.dashboard = client, pages
             for measurement in measurements():
                 results.append((measurement.name, await timed(ctx, measurement, n)))
     finally:
         ctx.stop()
         await db.dispose()
+        await dashboard_db.dispose()
         shutil.rmtree(home, ignore_errors=True)
     return results
 

@@ -153,6 +153,7 @@ def main() -> None:
                 "COMPANY_AGENTS_HOME": str(home),
                 "COMPANY_AGENTS_API_PORT": str(_port()),
                 "COMPANY_AGENTS_TOOL_PORT": str(_port()),
+                "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
                 "COMPANY_AGENTS_LEASE_SECONDS": str(args.lease),
                 "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": str(args.reaper),
                 "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "1",

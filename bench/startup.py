@@ -60,6 +60,7 @@ def time_up(home: Path) -> float:
             "COMPANY_AGENTS_HOME": str(home),
             "COMPANY_AGENTS_API_PORT": str(port),
             "COMPANY_AGENTS_TOOL_PORT": str(_port()),
+            "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
             "COMPANY_AGENTS_BACKUP_INTERVAL_SECONDS": "0",
         }
     )

@@ -285,9 +285,11 @@ def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPANY_AGENTS_", "MASTER_KEY_"))}
     env.pop("DATABASE_URL", None)
     env["COMPANY_AGENTS_HOME"] = str(home)
-    # `up` also serves the model gateway: on a port of its own per test, so that two tests (or a test
-    # and an `up` the developer runs) never meet on the default one. Tests that choose ports override it.
+    # `up` also serves the model gateway and the dashboard: each on a port of its own per test, so that
+    # two tests (or a test and an `up` the developer runs) never meet on the default one. Tests that
+    # choose ports override them.
     env["COMPANY_AGENTS_GATEWAY_PORT"] = str(free_port())
+    env["COMPANY_AGENTS_DASHBOARD_PORT"] = str(free_port())
     return env
 
 

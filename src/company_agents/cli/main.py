@@ -149,6 +149,11 @@ def up(
 
         configure_logging(settings, "orchestrator", to_stderr=False)
 
+        from company_agents.dashboard.app import dashboard_url
+        from company_agents.dashboard.security import new_token
+
+        dashboard_token = new_token()
+
         def ready() -> None:
             db = inst.db
             console.print(f"[bold green]Company Agents is up[/] in {time.monotonic() - started:.2f}s")
@@ -158,6 +163,9 @@ def up(
                 f"  database   {kind} {db.server_version_num // 10000} — {db.display_url}", soft_wrap=True
             )
             console.print(f"  schema     {inst.schema.current} (head {inst.schema.head})")
+            # The link carries the dashboard's access token: it goes to this terminal only (never
+            # the log), and lets the browser that opens it in (docs/dashboard.md).
+            console.print(f"  dashboard  {dashboard_url(settings, dashboard_token)}", soft_wrap=True)
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
             console.print(f"  mcp        http://{settings.bind_host}:{settings.tool_port}/mcp")
@@ -170,7 +178,7 @@ def up(
                 console.print(f"  [bold red]WARNING[/]    {isolation.warning}", soft_wrap=True)
             console.print("  stop with Ctrl-C")
 
-        asyncio.run(serve(inst, isolation=isolation, on_ready=ready))
+        asyncio.run(serve(inst, isolation=isolation, on_ready=ready, dashboard_token=dashboard_token))
     console.print("stopped")
 
 

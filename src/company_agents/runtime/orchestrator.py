@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from company_agents.api.app import create_app
 from company_agents.api.tools import create_tool_app
 from company_agents.audit.anchor import anchor_path
+from company_agents.dashboard.app import create_dashboard_app, dashboard_host
 from company_agents.db.database import ORCHESTRATOR_APP_NAME
 from company_agents.errors import ConfigError
 from company_agents.isolation import Isolation, Launcher
@@ -80,9 +81,16 @@ def _server(app: FastAPI | Starlette, host: str, port: int, *, lifespan: bool = 
     )
 
 
-async def serve(inst: Instance, *, isolation: Isolation, on_ready: Callable[[], None] | None = None) -> None:
+async def serve(
+    inst: Instance,
+    *,
+    isolation: Isolation,
+    on_ready: Callable[[], None] | None = None,
+    dashboard_token: str | None = None,
+) -> None:
     """Run every part until SIGINT or SIGTERM, then stop them all cleanly; agents run isolated as
-    ``isolation`` (chosen before the instance was opened: ``choose_isolation``)."""
+    ``isolation`` (chosen before the instance was opened: ``choose_isolation``); the dashboard lets in
+    the browser that opens the link with ``dashboard_token`` (``dashboard.app.dashboard_url``)."""
     settings = inst.settings
     inst.db.application_name = ORCHESTRATOR_APP_NAME
     if not is_loopback(settings.bind_host):
@@ -92,6 +100,7 @@ async def serve(inst: Instance, *, isolation: Isolation, on_ready: Callable[[], 
             check_bind_host(settings, api_tokens=await any_active_token(conn))
     check_port_free(settings.bind_host, settings.api_port)
     check_port_free(settings.bind_host, settings.tool_port, "COMPANY_AGENTS_TOOL_PORT")
+    check_port_free(dashboard_host(settings), settings.dashboard_port, "COMPANY_AGENTS_DASHBOARD_PORT")
     gateway = None
     if settings.gateway == "on":
         from company_agents.gateway.server import Gateway
@@ -110,6 +119,13 @@ async def serve(inst: Instance, *, isolation: Isolation, on_ready: Callable[[], 
         # Lifespan on: the MCP server's session manager runs inside the tool app's lifespan.
         _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port, lifespan=True),
     ]
+    servers.append(
+        _server(
+            create_dashboard_app(inst.db, settings, access_token=dashboard_token),
+            dashboard_host(settings),
+            settings.dashboard_port,
+        )
+    )
     if gateway is not None:
         servers.append(_server(gateway.app(), settings.bind_host, settings.gateway_port))
     await sweep_orphans(inst.db)  # before any claim: a dead predecessor's tasks are queued again at once

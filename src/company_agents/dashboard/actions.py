@@ -1,0 +1,183 @@
+"""The dashboard's actions (POST, CSRF-checked by the guard): each calls one domain function in one
+transaction and redirects to the page that shows the result (POST, redirect, GET)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import RedirectResponse
+
+from company_agents.api.schemas.companies import SLUG_PATTERN
+from company_agents.dashboard.app import form_of
+from company_agents.dashboard.pages import db_of
+from company_agents.errors import InvalidInput, NotFound
+
+router = APIRouter()
+
+Slug = Path(pattern=SLUG_PATTERN)
+AGENT = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+TASK_MOVES = ("cancel", "approve", "requeue", "reject")
+AGENT_MOVES = ("pause", "resume", "retire")
+
+
+def see(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def money(form: dict[str, str], field: str) -> Decimal | None:
+    raw = form.get(field, "")
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field.replace('_', ' ')} is not an amount in USD: {raw!r}", field=field
+        ) from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"{field.replace('_', ' ')} must be zero or more", field=field)
+    return value
+
+
+def whole(form: dict[str, str], field: str, default: int) -> int:
+    raw = form.get(field, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise InvalidInput(f"{field.replace('_', ' ')} is not a whole number: {raw!r}", field=field) from None
+
+
+def required(form: dict[str, str], field: str) -> str:
+    value = form.get(field, "")
+    if not value:
+        raise InvalidInput(f"{field.replace('_', ' ')} is required", field=field)
+    return value
+
+
+@router.post("/companies")
+async def create_company(request: Request) -> RedirectResponse:
+    from company_agents import companies
+
+    form = await form_of(request)
+    teams = [t.strip() for t in form.get("teams", "").split(",") if t.strip()]
+    async with db_of(request).engine.begin() as conn:
+        row = await companies.create_company(
+            conn,
+            name=required(form, "name"),
+            description=form.get("description", ""),
+            budget_usd=money(form, "budget_usd"),
+            team_names=teams or None,
+        )
+    return see(f"/c/{row['slug']}")
+
+
+@router.post("/c/{slug}/tasks")
+async def create_task(request: Request, slug: str = Slug) -> RedirectResponse:
+    from company_agents import tasks
+    from company_agents.companies import get_company
+
+    form = await form_of(request)
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        row = await tasks.create_task(
+            conn,
+            company=str(company["id"]),
+            title=required(form, "title"),
+            body=form.get("body", ""),
+            team=form.get("team") or None,
+            agent=form.get("agent") or None,
+            priority=whole(form, "priority", 0),
+            budget_usd=money(form, "budget_usd"),
+        )
+    return see(f"/c/{company['slug']}/tasks/{row['id']}")
+
+
+@router.post("/c/{slug}/tasks/{task_id}/{move}")
+async def move_task(request: Request, task_id: UUID, move: str, slug: str = Slug) -> RedirectResponse:
+    from company_agents import tasks
+    from company_agents.companies import get_company
+
+    if move not in TASK_MOVES:
+        raise NotFound(f"no task action {move}")
+    form = await form_of(request)
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        task = await tasks.get_task(conn, task_id)
+        if task["company_id"] != company["id"]:
+            raise NotFound(f"no task {task_id} in this company")
+        ref = str(task["id"])
+        if move == "reject":
+            await tasks.reject_task(conn, ref, feedback=required(form, "feedback"))
+        else:
+            moves: dict[str, Any] = {
+                "cancel": tasks.cancel_task,
+                "approve": tasks.approve_task,
+                "requeue": tasks.requeue_task,
+            }
+            await moves[move](conn, ref)
+    return see(f"/c/{company['slug']}/tasks/{task_id}")
+
+
+@router.post("/c/{slug}/agents")
+async def hire_agent(request: Request, slug: str = Slug) -> RedirectResponse:
+    from company_agents import agents
+    from company_agents.companies import get_company
+
+    form = await form_of(request)
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        # The answer carries the agent's identity token: it is dropped here, never rendered (the
+        # orchestrator hands each run its own credentials).
+        await agents.hire_agent(
+            conn,
+            company=str(company["id"]),
+            name=required(form, "name"),
+            role=required(form, "role"),
+            adapter=form.get("adapter") or None,
+            team=form.get("team") or None,
+            model=form.get("model") or None,
+            budget_usd=money(form, "budget_usd"),
+            approvals=form.get("approvals") or None,
+            max_concurrent_tasks=whole(form, "max_concurrent_tasks", 1),
+        )
+    return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/agents/{agent}/{move}")
+async def move_agent(request: Request, move: str, slug: str = Slug, agent: str = AGENT) -> RedirectResponse:
+    from company_agents import agents
+    from company_agents.companies import get_company
+
+    if move not in AGENT_MOVES:
+        raise NotFound(f"no agent action {move}")
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        await agents.set_agent_status(conn, company=str(company["id"]), agent=agent, move=move)
+    return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/approvals/{approval}/{decision}")
+async def decide(request: Request, approval: UUID, decision: str, slug: str = Slug) -> RedirectResponse:
+    from company_agents import audit
+    from company_agents.approvals import store
+    from company_agents.companies import get_company
+
+    statuses = {"approve": "approved", "deny": "denied"}
+    if decision not in statuses:
+        raise NotFound(f"no approval decision {decision}")
+    form = await form_of(request)
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        await store.decide(
+            conn,
+            approval,
+            status=statuses[decision],
+            # A denial says why (the agent is told), as on the API.
+            reason=required(form, "reason") if decision == "deny" else form.get("reason") or None,
+            actor=audit.LOCAL_USER,
+            company_id=company["id"],
+        )
+    return see(f"/c/{company['slug']}/inbox")

@@ -1,0 +1,118 @@
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against a real `up` in
+embedded mode with the example writer agent: everything from the forms, and the task's move to
+review arriving live, without a reload. Screenshots go to test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from company_agents.demo import ADAPTER_NAME, example_adapter
+from tests.acceptance.orchestrator import Orchestrator
+
+pytestmark = pytest.mark.slow  # a real `up` and a browser
+
+CHROMIUM = Path(os.environ.get("COMPANY_AGENTS_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+
+
+def _browser_or_skip() -> Any:
+    """Playwright's sync API; skipped locally without a browser, a failure in CI (``CI`` set)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no browser at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
+    return sync_playwright
+
+
+@pytest.fixture
+def orchestrator(cli_env: dict[str, str], home: Path) -> Iterator[Orchestrator]:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.json").write_text(json.dumps({"adapters": {ADAPTER_NAME: example_adapter()}}))
+    env = {**cli_env, "COMPANY_AGENTS_ISOLATION": "none", "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "0.2"}
+    orch = Orchestrator(env)
+    try:
+        yield orch
+    finally:
+        orch.terminate()
+
+
+def _dashboard_link(orch: Orchestrator) -> str:
+    """The dashboard line of `up`'s start-up summary (on stderr)."""
+    assert orch.proc.stderr is not None
+    for line in orch.proc.stderr:
+        if line.strip().startswith("dashboard"):
+            return line.split()[-1]
+    raise AssertionError("up printed no dashboard link")
+
+
+def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> None:
+    sync_playwright = _browser_or_skip()
+    base = f"http://127.0.0.1:{orchestrator.env['COMPANY_AGENTS_DASHBOARD_PORT']}"
+    link = _dashboard_link(orchestrator)
+    assert link.startswith(f"{base}/?token=")
+    # Without the link's cookie, nothing: an agent on the same loopback cannot drive the dashboard.
+    assert httpx.get(base, timeout=5).status_code == 401
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        try:
+            page.goto(link)
+            page.wait_for_url(f"{base}/")  # the token left the address bar for a cookie
+            page.get_by_label("Name", exact=True).fill("Acme")
+            page.get_by_label("Teams (comma-separated)").fill("Eng")
+            page.get_by_role("button", name="Create company").click()
+            page.wait_for_url(f"{base}/c/acme")
+            page.screenshot(path=str(ARTIFACTS / "1-overview.png"), full_page=True)
+
+            page.get_by_role("link", name="Agents", exact=True).click()
+            page.get_by_label("Name", exact=True).fill("ada")
+            page.get_by_label("Role").fill("Technical writer")
+            page.get_by_label("Adapter").fill(ADAPTER_NAME)
+            page.locator("select[name=team]").select_option("Eng")
+            page.get_by_role("button", name="Hire").click()
+            page.wait_for_selector("tr[data-agent='ada'] >> text=idle")
+            page.screenshot(path=str(ARTIFACTS / "2-agents.png"), full_page=True)
+
+            page.get_by_role("link", name="Tasks", exact=True).click()
+            page.get_by_label("Title").fill("Write the notes")
+            page.get_by_label("Body").fill("file: notes.md\ndelay: 1\nHello from the dashboard.")
+            page.locator("select[name=team]").select_option("Eng")
+            page.get_by_role("button", name="Create task").click()
+            page.wait_for_url(f"{base}/c/acme/tasks/*")
+            task_url = page.url
+            # No reload from here: the page's SSE stream swaps the state in as the agent works.
+            page.wait_for_selector("#task-status:has-text('review')", timeout=60_000)
+            assert page.url == task_url
+            page.screenshot(path=str(ARTIFACTS / "3-task-in-review.png"), full_page=True)
+
+            page.get_by_role("button", name="Approve").click()
+            page.wait_for_selector("#task-status:has-text('done')")
+            page.screenshot(path=str(ARTIFACTS / "4-task-done.png"), full_page=True)
+
+            page.get_by_role("link", name="Costs", exact=True).click()
+            page.wait_for_selector("#by-agent:has-text('ada'), #unpriced")
+            page.set_viewport_size({"width": 390, "height": 900})  # a narrow window still reads
+            page.screenshot(path=str(ARTIFACTS / "5-costs-narrow.png"), full_page=True)
+        finally:
+            browser.close()
+    # The CSP forbids inline script: a violation would show here as a console error.
+    assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -1,0 +1,31 @@
+"""The dashboard's server-side SVG and money text."""
+
+from __future__ import annotations
+
+from company_agents.dashboard import charts
+
+
+def test_money_is_fixed_point_with_at_least_cents() -> None:
+    assert charts.usd("0E-8") == "$0.00"
+    assert charts.usd("1.50000000") == "$1.50"
+    assert charts.usd("0.00012300") == "$0.000123"
+    assert charts.usd(None) == "—" and charts.usd("n/a") == "n/a"
+
+
+def test_gauge_clamps_and_labels_and_escapes() -> None:
+    full = charts.gauge("250", "Budget <used>")
+    assert 'width="240.0"' in full and "Budget &lt;used&gt;: 100%" in full
+    assert "no budget" in charts.gauge(None, "Budget")
+    assert "style" not in full  # nothing a strict CSP would block
+
+
+def test_bars_scale_to_the_largest_and_escape_names() -> None:
+    svg = charts.bars([("<b>", 2), ("done", 4)], "Tasks by state")
+    assert "&lt;b&gt;" in svg and 'width="240.0"' in svg and 'width="120.0"' in svg
+    assert 'aria-label="Tasks by state"' in svg
+    assert "<text" not in charts.bars([], "empty")
+
+
+def test_tokens_sum_an_object_or_read_a_number() -> None:
+    assert charts.tokens({"input": 204, "output": 12, "cacheRead": 0}) == 216
+    assert charts.tokens(7) == 7
