@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.acceptance.test_cli_up import free_port, wait_healthy
+from tests.acceptance.test_cli_up import free_port, kill_and_reap, wait_healthy
 
 CLI = [sys.executable, "-m", "company_agents.cli.main"]
 HOSTILE = Path(__file__).parent / "agents" / "hostile.py"
@@ -155,11 +155,8 @@ class Product:
 
     def kill(self) -> None:
         """Whatever a failed test left running goes, with its whole group; the pipes are closed."""
-        if self.up is None:
-            return
-        if self.up.poll() is None:
-            os.killpg(self.up.pid, signal.SIGKILL)
-        self.up.communicate(timeout=30)
+        if self.up is not None:
+            kill_and_reap(self.up)
 
 
 def remove_agent_users(agent_ids: list[str], prefix: str = "ca-") -> None:

@@ -57,23 +57,19 @@ def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 60) ->
                 time.sleep(0.05)
         raise AssertionError("healthz never came up")
     except BaseException:
-        _kill_and_reap(proc)
+        kill_and_reap(proc)
         raise
 
 
-def _kill_and_reap(proc: subprocess.Popen[str]) -> None:
+def kill_and_reap(proc: subprocess.Popen[str]) -> None:
+    """Kill whatever a test left running, with its whole group (`up` runs in its own session, and its
+    agents with it), and reap it; ``communicate`` closes its pipes."""
     if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # `up` runs in its own session: its agents go too
-        except (ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # not a group leader, or already gone
             proc.kill()
-    try:
-        proc.communicate(timeout=30)
-    except (subprocess.TimeoutExpired, ValueError):
-        pass
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+    proc.communicate(timeout=30)
 
 
 def _embedded_postmasters(home: Path) -> list[psutil.Process]:

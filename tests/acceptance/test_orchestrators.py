@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.orchestrator import CLI, Orchestrator, wait_for
+from tests.acceptance.test_cli_up import kill_and_reap
 from tests.conftest import PgServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -60,9 +60,7 @@ def start_up() -> Iterator[Callable[[dict[str, str]], Orchestrator]]:
 
     yield start
     for orch in started:
-        if orch.proc.poll() is None:
-            os.killpg(orch.proc.pid, signal.SIGKILL)
-            orch.proc.communicate(timeout=30)
+        kill_and_reap(orch.proc)
 
 
 def key_file(env: dict[str, str]) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from tests.acceptance.orchestrator import (
     setup_company,
     wait_for,
 )
+from tests.acceptance.test_cli_up import kill_and_reap
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +46,7 @@ def start_up() -> Iterator[Callable[[dict[str, str]], Orchestrator]]:
 
     yield start
     for orch in started:
-        if orch.proc.poll() is None:
-            os.killpg(orch.proc.pid, signal.SIGKILL)
-            orch.proc.communicate(timeout=30)
+        kill_and_reap(orch.proc)
 
 
 def _status(db_url: str, task_id: str) -> str:

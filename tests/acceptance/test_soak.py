@@ -35,6 +35,7 @@ from company_agents import tasks as task_store
 from company_agents.cli.context import run_in_transaction
 from company_agents.settings import Settings
 from tests.acceptance.orchestrator import AGENT, CLI, Orchestrator, query, setup_company
+from tests.acceptance.test_cli_up import kill_and_reap
 from tests.throwaway_pg import ThrowawayPostgres, find_bin_dir, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -126,10 +127,7 @@ def _agent_pids() -> list[int]:
 
 
 def _kill_group(orch: Orchestrator) -> None:
-    if orch.proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(orch.proc.pid, signal.SIGKILL)
-        orch.proc.communicate(timeout=30)
+    kill_and_reap(orch.proc)
 
 
 def _terminal(url: str) -> int:
