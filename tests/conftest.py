@@ -21,6 +21,7 @@ default: a tenth of the examples), chosen by ``HYPOTHESIS_PROFILE``.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -149,6 +150,9 @@ def _test_rules(request: pytest.FixtureRequest) -> Iterator[None]:
     spawned, _Spawns.seen = _Spawns.seen, []
     if not spawned:
         return
+    # Whatever a spawning test left open (an event loop, a pipe) is collected now, so the
+    # ResourceWarning fails the test that leaked it rather than whichever test runs when GC does.
+    gc.collect()
     # Under the test's own directory only: servers of shared (session, module) fixtures live elsewhere.
     tmp_path = (getattr(request.node, "funcargs", None) or {}).get("tmp_path")
     leaked = stop_leaked_postmasters(tmp_path) if isinstance(tmp_path, Path) else []
