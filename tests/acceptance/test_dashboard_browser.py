@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from company_agents.demo import ADAPTER_NAME, example_adapter
-from tests.acceptance.orchestrator import Orchestrator
+from tests.acceptance.orchestrator import Orchestrator, cli
 
 pytestmark = pytest.mark.slow  # a real `up` and a browser
 
@@ -103,6 +103,16 @@ def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> 
             page.wait_for_selector("#task-status:has-text('review')", timeout=60_000)
             assert page.url == task_url
             page.screenshot(path=str(ARTIFACTS / "3-task-in-review.png"), full_page=True)
+
+            # A live swap while someone types a rejection keeps what they typed.
+            feedback = page.get_by_label("Feedback")
+            feedback.fill("Half-typed feedback")
+            page.evaluate(
+                "window.swaps = 0; document.body.addEventListener('htmx:afterSwap', () => window.swaps++)"
+            )
+            cli(orchestrator.env, "task", "create", "--company", "acme", "--title", "Another", "--body", "x")
+            page.wait_for_function("window.swaps > 0", timeout=30_000)
+            assert feedback.input_value() == "Half-typed feedback"
 
             page.get_by_role("button", name="Approve").click()
             page.wait_for_selector("#task-status:has-text('done')")
