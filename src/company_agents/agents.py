@@ -34,7 +34,12 @@ async def get_team(conn: AsyncConnection, company_id: UUID, ref: str | UUID) -> 
 async def get_agent(conn: AsyncConnection, company_id: UUID | None, ref: str | UUID) -> dict[str, Any]:
     """An agent by id or id prefix, or by name (case-insensitive) within a company."""
     key = await resolve_id(conn, ids.AGENT, ref, company_id=company_id)
-    query = select(agents).where(agents.c.id == key)
+    # The team's name rides along, as in list_agents, so one agent and a list show the same object.
+    query = (
+        select(agents, teams.c.name.label("team_name"))
+        .select_from(agents.outerjoin(teams, teams.c.id == agents.c.team_id))
+        .where(agents.c.id == key)
+    )
     if company_id is not None:
         query = query.where(agents.c.company_id == company_id)
     row = (await conn.execute(query)).mappings().first()
@@ -183,7 +188,7 @@ async def hire_agent(
             )
     except IntegrityError as exc:
         raise translate(exc, name=name) from exc
-    agent = dict(row)
+    agent = {**row, "team_name": team_row["name"] if team_row else None}
     if memory:
         await seed_memory(conn, agent, memory, actor=actor)
     await audit.record(
@@ -252,7 +257,7 @@ async def set_agent_status(
         company_id=comp["id"],
         payload={"from": current["status"], "to": target},
     )
-    return dict(row)
+    return {**row, "team_name": current["team_name"]}
 
 
 async def list_agents(

@@ -127,3 +127,15 @@ async def test_cost_rollup_reads_and_topup_needs_admin(api: Api) -> None:
     admin = await api.token("admin")
     topped = await api.call("POST", "/v1/companies/acme/costs/topup", admin, json=body)
     assert topped.status_code in (200, 409, 422), topped.text  # allowed through; the budget decides
+
+
+async def test_one_agent_reads_as_it_does_in_the_list(api: Api) -> None:
+    token = await api.token("write")
+    await _company(api, token)
+    body = {"name": "ada", "role": "dev", "adapter": "example", "team": "Engineering"}
+    hired = (await api.call("POST", "/v1/companies/acme/agents", token, json=body)).json()["data"]
+    one = (await api.call("GET", "/v1/companies/acme/agents/ada", token)).json()["data"]
+    listed = (await api.call("GET", "/v1/companies/acme/agents", token)).json()["data"]
+    paused = (await api.call("POST", "/v1/companies/acme/agents/ada/pause", token)).json()["data"]
+    assert hired["team"] == one["team"] == paused["team"] == "Engineering"
+    assert listed == [one | {"status": "idle"}] or listed == [one]
