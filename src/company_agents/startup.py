@@ -11,8 +11,6 @@ from company_agents.db.revision import MigrationStatus, at_head
 from company_agents.errors import SchemaOutOfDate
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, master_key_status
-from company_agents.master_key.owner import bind_master_key
-from company_agents.master_key.rotation import recover_pending_rotation
 from company_agents.settings import Settings
 
 
@@ -63,6 +61,11 @@ def ensure_schema(db: Database) -> MigrationStatus:
 @contextmanager
 def instance(settings: Settings) -> Iterator[Instance]:
     """Open everything a long-lived process needs; release the database on exit."""
+    # Imported here: ``ensure_schema`` is on every CLI read's path, and these pull in the secret
+    # store, the adapters and the crypto stack.
+    from company_agents.master_key.owner import bind_master_key
+    from company_agents.master_key.rotation import recover_pending_rotation
+
     ensure_home(settings)
     master_key_status(settings)  # refuse an unsafe key before touching the database
     db = open_database(settings)

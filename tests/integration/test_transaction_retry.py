@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents.cli.context import run_in_transaction
+from company_agents.cli.context import run_in_transaction, run_read
 from company_agents.settings import Settings
 
 RAISE = "DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '{code}'; END $$"
@@ -78,3 +79,25 @@ def test_work_with_outside_effects_can_opt_out(db_url: str, make_settings: Calla
     with pytest.raises(Exception, match="forced"):
         run_in_transaction(settings, work, retry=False)
     assert calls == [1]
+
+
+def test_a_read_command_cannot_write(db_url: str, make_settings: Callable[..., Settings]) -> None:
+    """``run_read`` is what list and show commands use: its transaction is read-only, so a "read"
+    that writes fails loudly instead of adding a row (or an audit event nobody MACs)."""
+    settings = make_settings(database_url=db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS read_probe (n int)")
+        conn.execute("TRUNCATE read_probe")
+
+    async def count(conn: AsyncConnection) -> int:
+        return int((await conn.execute(text("SELECT count(*) FROM read_probe"))).scalar_one())
+
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(text("INSERT INTO read_probe VALUES (1)"))
+
+    assert run_read(settings, count) == 0
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        run_read(settings, write)
+    assert run_read(settings, count) == 0, "nothing was written"
+    run_in_transaction(settings, write)
+    assert run_read(settings, count) == 1, "the same work writes through the write boundary"

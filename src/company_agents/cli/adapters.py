@@ -96,7 +96,7 @@ def check(
 
 
 def _secret_names(settings: Any, company: str) -> set[str]:
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.companies import get_company
     from company_agents.secrets_store import list_secrets
 
@@ -104,5 +104,5 @@ def _secret_names(settings: Any, company: str) -> set[str]:
         company_id = (await get_company(conn, company))["id"]
         return {str(r["name"]) for r in await list_secrets(conn, company_id)}
 
-    names: set[str] = run_in_transaction(settings, work)
+    names: set[str] = run_read(settings, work)
     return names

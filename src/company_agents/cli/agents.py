@@ -83,10 +83,10 @@ def team_create(
 def team_list(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List a company's teams."""
     from company_agents import agents
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
-    rows = run_in_transaction(settings_from(ctx), lambda conn: agents.list_teams(conn, company=company))
+    rows = run_read(settings_from(ctx), lambda conn: agents.list_teams(conn, company=company))
     if json_out:
         print_json([team_public(r) for r in rows])
     else:
@@ -196,10 +196,10 @@ def agent_list(
 ) -> None:
     """List a company's agents."""
     from company_agents import agents
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
-    rows = run_in_transaction(
+    rows = run_read(
         settings_from(ctx),
         lambda conn: agents.list_agents(conn, company=company, team=team, include_retired=all_),
     )
@@ -234,7 +234,7 @@ def agent_show(
     """Show one agent."""
 
     from company_agents import agents
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> tuple[dict[str, Any], dict[str, str | None]]:
         from company_agents import ids
@@ -252,7 +252,7 @@ def agent_show(
         )
         return row, names
 
-    row, names = run_in_transaction(settings_from(ctx), work)
+    row, names = run_read(settings_from(ctx), work)
     public = agent_public(row)
     if json_out:
         print_json(public)

@@ -66,13 +66,13 @@ def approval_list(
 ) -> None:
     """List a company's approvals (oldest first)."""
     from company_agents.approvals.store import list_approvals, to_public
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         return await list_approvals(conn, company_id=await _company_id(conn, company), status=status)
 
-    rows = [to_public(r) for r in run_in_transaction(settings_from(ctx), work)]
+    rows = [to_public(r) for r in run_read(settings_from(ctx), work)]
     if json_out:
         print_json(rows)
         return
@@ -92,12 +92,12 @@ def approval_show(
 ) -> None:
     """Show one approval."""
     from company_agents.approvals.store import get_approval
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await get_approval(conn, approval, company_id=await _company_id(conn, company))
 
-    _print_one(run_in_transaction(settings_from(ctx), work), json_out)
+    _print_one(run_read(settings_from(ctx), work), json_out)
 
 
 def _decide(
@@ -225,12 +225,12 @@ def rule_add(
 def rule_list(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List the company's rules."""
     from company_agents.approvals.store import list_rules, rule_public
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         return await list_rules(conn, company=company)
 
-    rows = [rule_public(r) for r in run_in_transaction(settings_from(ctx), work)]
+    rows = [rule_public(r) for r in run_read(settings_from(ctx), work)]
     if json_out:
         print_json(rows)
         return

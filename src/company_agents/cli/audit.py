@@ -97,13 +97,13 @@ def list_(
     """Search the audit trail (newest first)."""
 
     from company_agents.audit import query as audit_query
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         filt = await _filter(conn, company, actor, action, subject, since, until)
         return await audit_query.list_events(conn, filt, limit=limit)
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json([audit_query.event_public(r) for r in rows])
         return

@@ -27,9 +27,9 @@ CompanyOpt = Annotated[str, typer.Option("--company", help="Company slug or id."
 def show(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """Every budget of a company: cap, spent this period, reserved by running work, breach level."""
     from company_agents.budgets import manage
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
-    state = run_in_transaction(settings_from(ctx), lambda conn: manage.show(conn, company=company))
+    state = run_read(settings_from(ctx), lambda conn: manage.show(conn, company=company))
     if json_out:
         print_json(state)
         return

@@ -89,12 +89,10 @@ def list_(
 ) -> None:
     """List companies."""
     from company_agents import companies
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
-    rows = run_in_transaction(
-        settings_from(ctx), lambda conn: companies.list_companies(conn, include_archived=all_)
-    )
+    rows = run_read(settings_from(ctx), lambda conn: companies.list_companies(conn, include_archived=all_))
     if json_out:
         print_json([company_json(r) for r in rows])
         return
@@ -116,9 +114,9 @@ def show(
 ) -> None:
     """Show one company."""
     from company_agents import companies
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
-    row = run_in_transaction(settings_from(ctx), lambda conn: companies.get_company(conn, ref))
+    row = run_read(settings_from(ctx), lambda conn: companies.get_company(conn, ref))
     if json_out:
         print_json(company_json(row))
         return

@@ -11,21 +11,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
-from company_agents.audit.anchor import anchor_path
-from company_agents.audit.seal import seal_pass
 from company_agents.db.database import Database, open_database
 from company_agents.db.errors import first_line, is_conflict
 from company_agents.db.retry import retry_transient
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, master_key_status
-from company_agents.master_key.owner import bind_master_key
-from company_agents.master_key.rotation import recover_pending_rotation
 from company_agents.settings import Settings
 from company_agents.startup import ensure_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 
@@ -47,6 +46,10 @@ def opened(settings: Settings, *, audit_key: bool = False) -> Iterator[Database]
     try:
         ensure_schema(db)
         if audit_key:
+            # Imported here: a read command never loads the key, and these pull in the crypto stack.
+            from company_agents.master_key.owner import bind_master_key
+            from company_agents.master_key.rotation import recover_pending_rotation
+
             recover_pending_rotation(settings, db)
             db.audit_key = bind_master_key(settings, db)
         yield db
@@ -58,6 +61,9 @@ async def _seal_pending(settings: Settings, db: Database) -> None:
     """The seal pass after a command's work has committed; a failure here never fails the command."""
     if db.audit_key is None:
         return
+    from company_agents.audit.anchor import anchor_path
+    from company_agents.audit.seal import seal_pass
+
     try:
         await seal_pass(db.engine, db.audit_key, anchor=anchor_path(settings))
     except Exception as exc:  # the events keep their MACs; the next pass (or `up`) seals them
@@ -95,6 +101,31 @@ def run_in_transaction(
                 )
                 await _seal_pending(settings, db)
                 return result
+            finally:
+                await db.dispose()
+
+        return asyncio.run(main())
+
+
+def run_read(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run ``work`` in one read-only transaction: what ``list`` and ``show`` commands use.
+
+    A read writes no audit event, so it needs neither the master key (no key file read, no query to
+    check whose key it is) nor a seal pass afterwards: two round trips and the crypto imports fewer
+    than ``run_in_transaction``. The transaction is ``READ ONLY``, so a "read" that tried to write
+    would fail loudly instead of writing an event nobody MACs. Retried like any transaction: a
+    read is idempotent.
+    """
+    with opened(settings) as db:
+
+        async def once() -> T:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("SET TRANSACTION READ ONLY"))
+                return await work(conn)
+
+        async def main() -> T:
+            try:
+                return await retry_transient(once, what="cli read", retry_on=is_conflict)
             finally:
                 await db.dispose()
 

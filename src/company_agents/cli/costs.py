@@ -83,14 +83,14 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """The roll-up of a company (or one team, agent, task or run) over the fiscal period or a window."""
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.costs import report
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         target = await report.resolve_target(conn, company, team=team, agent=agent, task=task, run=run)
         return await report.show(conn, target, since=since, until=until)
 
-    out = run_in_transaction(settings_from(ctx), work)
+    out = run_read(settings_from(ctx), work)
     if json_out:
         print_json(out)
         return
@@ -145,7 +145,7 @@ def entries(
     json_out: JsonOpt = False,
 ) -> None:
     """Raw cost entries, newest first."""
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.costs import report
     from company_agents.ids import short_id
 
@@ -155,7 +155,7 @@ def entries(
         rows = await report.list_entries(conn, target, win, kind=kind, unpriced=unpriced, limit=limit)
         return [report.entry_public(r) for r in rows]
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json(rows)
         return

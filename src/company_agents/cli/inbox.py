@@ -21,12 +21,12 @@ def inbox(
 ) -> None:
     """Pending approvals, handed-off tasks and open questions."""
     from company_agents.approvals.inbox import inbox as read_inbox
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await read_inbox(conn, company=company)
 
-    box = run_in_transaction(settings_from(ctx), work)
+    box = run_read(settings_from(ctx), work)
     if json_out:
         print_json(box)
         return

@@ -105,13 +105,13 @@ def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) ->
     """List a company's integrations: metadata only, never credentials."""
 
     from company_agents import companies, integrations
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
         return await integrations.list_integrations(conn, company_id)
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json([integration_public(r) for r in rows])
         return

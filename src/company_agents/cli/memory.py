@@ -76,7 +76,7 @@ def list_(
     """Show memory: the latest entry per topic (or the whole history)."""
 
     from company_agents import companies, memory
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
@@ -87,7 +87,7 @@ def list_(
             conn, company_id, scope=scope, scope_id=sid, topic=topic, history=history
         )
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json([memory_public(r) for r in rows])
         return

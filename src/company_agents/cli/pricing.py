@@ -46,7 +46,7 @@ def list_(
 ) -> None:
     """The company's overrides (they win over the book) and the book's version."""
     from company_agents import companies
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.pricing import book_source
     from company_agents.pricing.overrides import list_overrides
 
@@ -54,7 +54,7 @@ def list_(
         comp = await companies.get_company(conn, company)
         return [override_public(r) for r in await list_overrides(conn, comp["id"], history=history)]
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json({"book": book_source(), "overrides": rows}, nested=("overrides",))
         return

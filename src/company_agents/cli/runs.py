@@ -74,11 +74,11 @@ def list_(
 ) -> None:
     """List runs, newest first."""
     from company_agents import runs
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
     statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
-    rows = run_in_transaction(
+    rows = run_read(
         settings_from(ctx),
         lambda conn: runs.list_runs(conn, company=company, task=task, status=statuses, limit=limit),
     )
@@ -108,7 +108,7 @@ def list_(
 def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
     """Show a run: its row, checkpoints, workspace and log file."""
     from company_agents import runs
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.workspaces import run_log_path
 
     settings = settings_from(ctx)
@@ -128,7 +128,7 @@ def show(ctx: typer.Context, run: RunArg, json_out: JsonOpt = False) -> None:
             ],
         }
 
-    data = run_in_transaction(settings, work)
+    data = run_read(settings, work)
     if json_out:
         print_json(data, nested=("checkpoints",))
         return

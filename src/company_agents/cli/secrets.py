@@ -91,13 +91,13 @@ def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) ->
     """List a company's secrets: names and dates only, never values."""
 
     from company_agents import companies, secrets_store
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
         return await secrets_store.list_secrets(conn, company_id)
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json([secret_public(r) for r in rows])
         return

@@ -141,11 +141,11 @@ def list_(
 ) -> None:
     """List tasks."""
     from company_agents import tasks
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
     statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
-    rows = run_in_transaction(
+    rows = run_read(
         settings_from(ctx),
         lambda conn: tasks.list_tasks(
             conn, company=company, status=statuses, agent=agent, team=team, parent=parent, limit=limit
@@ -175,7 +175,7 @@ def list_(
 def show(ctx: typer.Context, task: TaskArg, json_out: JsonOpt = False) -> None:
     """Show a task and its runs: names beside ids, local times, the output as its summary or JSON."""
     from company_agents import ids, tasks
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.ids import short_id
 
     async def work(conn: AsyncConnection) -> tuple[dict[str, Any], dict[str, str | None]]:
@@ -197,7 +197,7 @@ def show(ctx: typer.Context, task: TaskArg, json_out: JsonOpt = False) -> None:
         )
         return data, names
 
-    data, names = run_in_transaction(settings_from(ctx), work)
+    data, names = run_read(settings_from(ctx), work)
     if json_out:
         from company_agents.api.schemas.tasks import Run, TaskDetail
 

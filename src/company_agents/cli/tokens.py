@@ -100,11 +100,9 @@ def list_(
 ) -> None:
     """List API tokens (never the tokens themselves)."""
     from company_agents import api_tokens
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
 
-    rows = run_in_transaction(
-        settings_from(ctx), lambda conn: api_tokens.list_tokens(conn, include_revoked=all_)
-    )
+    rows = run_read(settings_from(ctx), lambda conn: api_tokens.list_tokens(conn, include_revoked=all_))
     if json_out:
         print_json([token_json(r) for r in rows])
         return

@@ -87,14 +87,14 @@ def add(
 def list_(ctx: typer.Context, company: CompanyOpt, json_out: JsonOpt = False) -> None:
     """List a company's endpoints (never their secrets)."""
     from company_agents import companies
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.webhooks import endpoints
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
         return await endpoints.list_endpoints(conn, company_id)
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         print_json([_public(r) for r in rows])
         return
@@ -171,14 +171,14 @@ def deliveries(
 ) -> None:
     """Recent deliveries with their status, attempts and last response."""
     from company_agents import companies
-    from company_agents.cli.context import run_in_transaction
+    from company_agents.cli.context import run_read
     from company_agents.webhooks import endpoints
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         company_id = (await companies.get_company(conn, company))["id"]
         return await endpoints.list_deliveries(conn, company_id, limit=limit)
 
-    rows = run_in_transaction(settings_from(ctx), work)
+    rows = run_read(settings_from(ctx), work)
     if json_out:
         from company_agents.api.schemas.webhooks import WebhookDelivery
 

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from company_agents.audit import mac as audit_mac
 from company_agents.db.embedded import EmbeddedServer
 from company_agents.db.embedded_auth import PASSWORD_FILE_NAME
 from company_agents.db.redaction import redact as redact
@@ -154,6 +153,8 @@ class Database:
             size = self.settings.pool_size
             connect_args = {"application_name": self.application_name, **self.connect_kwargs}
             if self.audit_key is not None:
+                from company_agents.audit import mac as audit_mac  # the crypto stack, only with a key
+
                 connect_args["options"] = audit_mac.session_options(self.audit_key, self.url)
             self._async_engine = create_async_engine(
                 sqlalchemy_url(self.url),
