@@ -78,6 +78,12 @@ def test_an_approval_card_arrives_live_and_approving_it_lets_the_agent_continue(
             card.wait_for(timeout=60_000)
             assert page.evaluate("window.stillTheSamePage === true"), "the inbox was reloaded"
             assert "the release is tagged" in card.inner_text()  # the agent's reasoning is shown
+            # The expiry counts down in the card ("in 3h 59m", "in 4m 12s"), not a fixed timestamp.
+            page.wait_for_function(
+                "() => /^in \\d+[dhm] \\d+[hms]$/.test("
+                "document.querySelector('.card.approval time[data-countdown]').textContent)",
+                timeout=5_000,
+            )
             page.screenshot(path=str(SHOTS / "1-card-arrived.png"), full_page=True)
             wait_for(lambda: _task(env, task_id)["status"] == "blocked", what="the task waits on the answer")
 

@@ -29,3 +29,32 @@
     document.addEventListener("visibilitychange", function () { if (!document.hidden && timer !== null) tick(); });
   });
 })();
+
+// Inbox cards count down to their expiry: every <time data-countdown> shows "in 4m 12s", then
+// "expired"; cards swapped in by the live stream count from the swap.
+(function () {
+  "use strict";
+
+  function left(ms) {
+    if (ms <= 0) return "expired";
+    var s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24;
+    var m = Math.floor(s / 60) % 60;
+    if (d > 0) return "in " + d + "d " + h + "h";
+    if (h > 0) return "in " + h + "h " + m + "m";
+    return "in " + m + "m " + (s % 60) + "s";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(at)) el.textContent = left(at - now);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    setInterval(tick, 1000);
+    document.body.addEventListener("htmx:afterSwap", tick);  // a new card counts from its first frame
+  });
+})();
