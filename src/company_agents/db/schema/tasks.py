@@ -128,7 +128,14 @@ Index(
 # The API's task list pages newest first by (created_at, id) within a company (pagination.py).
 Index("ix_tasks_company_id_created_at_id", tasks.c.company_id, tasks.c.created_at, tasks.c.id)
 # The overview (overview.py): counts by state index-only; today's finishes; the few tasks in flight.
-Index("ix_tasks_company_id_status", tasks.c.company_id, tasks.c.status)
+# The first one is also the tasks board's: a column is one state's tasks newest first (0020).
+Index(
+    "ix_tasks_company_id_status_created_at_id",
+    tasks.c.company_id,
+    tasks.c.status,
+    tasks.c.created_at,
+    tasks.c.id,
+)
 Index(
     "ix_tasks_company_id_finished_at",
     tasks.c.company_id,
