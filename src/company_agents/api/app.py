@@ -34,6 +34,7 @@ ROUTERS = [
     "companies",
     "agents",
     "tasks",
+    "task_comments",
     "runs",
     "approvals",
     "costs",
