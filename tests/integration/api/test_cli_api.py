@@ -70,3 +70,57 @@ async def test_cli_and_api_agree_and_tokens_rotate_and_revoke(
     assert (await _get(url, tmp_path, rotated["token"], "/v1/whoami")).status_code == 200
     ok_json(env, "token", "revoke", created["id"][:8], "--json")
     assert (await _get(url, tmp_path, rotated["token"], "/v1/whoami")).status_code == 401
+
+
+async def _call(url: str, home: Path, token: str, method: str, path: str, body: Any) -> httpx.Response:
+    settings = Settings(home=home, database_url=url)
+    db = Database(settings=settings, url=url)
+    try:
+        transport = httpx.ASGITransport(app=create_app(db, settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:3100") as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            return await client.request(method, path, headers=headers, json=body)
+    finally:
+        await db.dispose()
+
+
+async def test_cli_and_api_agree_on_comments_assignment_and_a_patched_agent(
+    external_pg: PgServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = external_pg.create_database()
+    env = {**cli_env, "DATABASE_URL": url}
+    token = ok_json(env, "token", "create", "--name", "ci", "--scopes", "read,write", "--json")["token"]
+    ok_json(env, "company", "create", "--name", "Acme", "--json")
+    ok_json(
+        env,
+        "agent",
+        "hire",
+        "--company",
+        "acme",
+        "--name",
+        "ada",
+        "--role",
+        "dev",
+        "--adapter",
+        "x",
+        "--json",
+    )
+    task = ok_json(env, "task", "create", "--company", "acme", "--title", "Write it", "--json")
+
+    assigned = ok_json(env, "task", "assign", task["id"], "--agent", "ada", "--json")
+    from_api = (await _get(url, tmp_path, token, f"/v1/tasks/{task['id']}")).json()["data"]
+    assert assigned == from_api and assigned["assignedAgentId"] is not None
+
+    by_cli = ok_json(env, "task", "comment", task["id"], "--body", "from the CLI", "--json")
+    by_api = await _call(url, tmp_path, token, "POST", f"/v1/tasks/{task['id']}/comments", {"body": "hi"})
+    assert by_api.status_code == 201, by_api.text
+    listed_api = (await _get(url, tmp_path, token, f"/v1/tasks/{task['id']}/comments")).json()["data"]
+    listed_cli = ok_json(env, "task", "comments", task["id"], "--json")
+    assert listed_cli == listed_api == [by_cli, by_api.json()["data"]]
+    assert by_cli["author"] == "user:local" and by_api.json()["data"]["author"].startswith("user:token:")
+
+    patch = {"role": "lead", "budgetUsd": "3.5", "model": "m1"}
+    patched = await _call(url, tmp_path, token, "PATCH", "/v1/companies/acme/agents/ada", patch)
+    assert patched.status_code == 200, patched.text
+    shown = ok_json(env, "agent", "show", "ada", "--company", "acme", "--json")
+    assert shown == patched.json()["data"]
