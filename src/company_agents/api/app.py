@@ -37,6 +37,7 @@ ROUTERS = [
     "task_comments",
     "runs",
     "approvals",
+    "approval_rules",
     "costs",
     "overview",
     "events",

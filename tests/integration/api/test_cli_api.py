@@ -124,3 +124,65 @@ async def test_cli_and_api_agree_on_comments_assignment_and_a_patched_agent(
     assert patched.status_code == 200, patched.text
     shown = ok_json(env, "agent", "show", "ada", "--company", "acme", "--json")
     assert shown == patched.json()["data"]
+
+
+async def test_cli_and_api_agree_on_approval_rules_and_a_commented_approval(
+    external_pg: PgServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    from company_agents import leases
+    from company_agents.approvals import store
+
+    url = external_pg.create_database()
+    env = {**cli_env, "DATABASE_URL": url}
+    token = ok_json(env, "token", "create", "--name", "ci", "--scopes", "admin", "--json")["token"]
+    ok_json(env, "company", "create", "--name", "Acme", "--json")
+    hired = ok_json(
+        env, "agent", "hire", "--company", "acme", "--name", "ada", "--role", "d", "--adapter", "x", "--json"
+    )
+    ok_json(env, "task", "create", "--company", "acme", "--title", "Buy", "--agent", "ada", "--json")
+    by_cli = ok_json(
+        env,
+        "approval",
+        "rule",
+        "add",
+        "--company",
+        "acme",
+        "--effect",
+        "auto_deny",
+        "--action",
+        "rm *",
+        "--json",
+    )
+    by_api = await _call(
+        url,
+        tmp_path,
+        token,
+        "POST",
+        "/v1/companies/acme/approval-rules",
+        {"effect": "auto_approve", "maxUsd": "1"},
+    )
+    assert by_api.status_code == 201, by_api.text
+    listed_api = (await _get(url, tmp_path, token, "/v1/companies/acme/approval-rules")).json()["data"]
+    listed_cli = ok_json(env, "approval", "rule", "list", "--company", "acme", "--json")
+    assert listed_cli == listed_api == [by_cli, by_api.json()["data"]]
+
+    settings = Settings(home=tmp_path, database_url=url)
+    db = Database(settings=settings, url=url)
+    try:
+        async with db.engine.begin() as conn:
+            (claim,) = await leases.claim(conn, agent_id=hired["id"], holder="t", lease_seconds=60)
+            row, _ = await store.request(
+                conn,
+                claim.identity(),
+                fencing_token=claim.fencing_token,
+                new=store.NewApproval(action="buy.domain", reasoning="needed", cost_usd=Decimal("25")),
+                expiry_seconds=600,
+            )
+    finally:
+        await db.dispose()
+    asked = await _call(url, tmp_path, token, "POST", f"/v1/approvals/{row['id']}/comment", {"text": "why?"})
+    assert asked.status_code == 200, asked.text
+    shown = ok_json(env, "approval", "show", str(row["id"]), "--json")
+    assert shown == asked.json()["data"] and shown["status"] == "asked_question"
