@@ -39,6 +39,7 @@ ROUTERS = [
     "approvals",
     "approval_rules",
     "costs",
+    "cost_entries",
     "overview",
     "events",
     "webhooks",
