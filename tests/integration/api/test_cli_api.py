@@ -186,3 +186,40 @@ async def test_cli_and_api_agree_on_approval_rules_and_a_commented_approval(
     assert asked.status_code == 200, asked.text
     shown = ok_json(env, "approval", "show", str(row["id"]), "--json")
     assert shown == asked.json()["data"] and shown["status"] == "asked_question"
+
+
+async def test_cli_and_api_agree_on_cost_entries_export_and_adjust(
+    external_pg: PgServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.integration.test_costs_cli import _workload
+
+    url = external_pg.create_database()
+    env = {**cli_env, "DATABASE_URL": url}
+    token = ok_json(env, "token", "create", "--name", "ci", "--scopes", "admin", "--json")["token"]
+    settings = Settings(home=tmp_path, database_url=url)
+    db = Database(settings=settings, url=url)
+    try:
+        await _workload(db.engine)
+    finally:
+        await db.dispose()
+    from_cli = ok_json(env, "costs", "entries", "--company", "acme", "--json")
+    from_api = (await _get(url, tmp_path, token, "/v1/companies/acme/costs/entries")).json()["data"]
+    assert from_cli == from_api and len(from_api) == 3
+    for fmt in ("csv", "jsonl"):
+        exported = subprocess.run(
+            [*CLI, "costs", "export", "--company", "acme", "--format", fmt],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        streamed = await _get(url, tmp_path, token, f"/v1/companies/acme/costs/export?format={fmt}")
+        # text=True reads the CSV record ends (\r\n) as \n: compare the records.
+        assert streamed.status_code == 200, streamed.text
+        assert streamed.text.splitlines() == exported.stdout.splitlines() and exported.stdout, fmt
+    tool = next(e for e in from_api if e["kind"] == "tool")
+    body = {"entry": tool["id"], "usd": "-0.05", "reason": "refund"}
+    by_api = await _call(url, tmp_path, token, "POST", "/v1/companies/acme/costs/adjust", body)
+    assert by_api.status_code == 200, by_api.text
+    by_cli = ok_json(
+        env, "costs", "adjust", "--entry", tool["id"], "--usd", "-0.05", "--reason", "again", "--json"
+    )
+    assert set(by_cli) == set(by_api.json()["data"]) and by_cli["correctedUsd"] == "0.15000000"
