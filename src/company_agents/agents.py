@@ -275,3 +275,123 @@ async def list_agents(
     if not include_retired:
         query = query.where(agents.c.status != "retired")
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+# What a person may change on a hired agent; its adapter, secrets and manager stay as hired (a change of
+# manager would have to keep the reporting lines a tree, and an adapter change belongs with its config).
+AGENT_PATCHABLE = (
+    "name",
+    "role",
+    "team",
+    "budget_usd",
+    "task_budget_usd",
+    "max_concurrent_tasks",
+    "model",
+    "approvals",
+)
+_REQUIRED = ("name", "role", "max_concurrent_tasks")
+
+
+async def update_agent(
+    conn: AsyncConnection,
+    *,
+    company: str,
+    agent: str,
+    changes: dict[str, Any],
+    actor: str = audit.LOCAL_USER,
+) -> dict[str, Any]:
+    """Change the given fields (``AGENT_PATCHABLE``) of an agent that is not retired; ``team``,
+    ``budget_usd``, ``task_budget_usd``, ``model`` and ``approvals`` may be None (no team, no budget, no
+    model, the default policy). The budget rules of a hire hold: at most the (new) team's and the
+    company's budget. A running attempt keeps what it started with; its next claim sees the change.
+    The audit event lists each changed field with its old and new value."""
+    comp = await get_company(conn, company)
+    current = await get_agent(conn, comp["id"], agent)
+    if current["status"] == "retired":
+        raise Conflict(f"agent {current['name']} is retired: it cannot change", agent=current["name"])
+    given = {k: v for k, v in changes.items() if k in AGENT_PATCHABLE}
+    for key in _REQUIRED:
+        if key in given and (given[key] is None or (isinstance(given[key], str) and not given[key].strip())):
+            raise InvalidInput(f"an agent's {key} cannot be empty", field=key)
+    values: dict[str, Any] = {}
+    if "name" in given:
+        values["name"] = str(given["name"]).strip()
+    if "role" in given:
+        values["role"] = str(given["role"]).strip()
+    if "max_concurrent_tasks" in given:
+        if int(given["max_concurrent_tasks"]) < 1:
+            raise InvalidInput("an agent takes at least one task at a time", field="maxConcurrentTasks")
+        values["max_concurrent_tasks"] = int(given["max_concurrent_tasks"])
+    if "model" in given:
+        model = given["model"]
+        values["model"] = model.strip() if model and model.strip() else None
+    if "approvals" in given:
+        from company_agents.approvals.policy import Policy
+
+        values["approval_policy"] = Policy.parse(given["approvals"]).to_json()
+    team_row = await get_team(conn, comp["id"], current["team_id"]) if current["team_id"] else None
+    if "team" in given:
+        team_row = await get_team(conn, comp["id"], given["team"]) if given["team"] else None
+        values["team_id"] = team_row["id"] if team_row else None
+    if "task_budget_usd" in given:
+        task_budget = given["task_budget_usd"]
+        if task_budget is not None and (not task_budget.is_finite() or task_budget < 0):
+            raise InvalidInput("the per-task budget must not be negative", field="taskBudget")
+        values["task_budget_usd"] = task_budget
+    budget = given["budget_usd"] if "budget_usd" in given else current["budget_usd"]
+    if "budget_usd" in given or "team" in given:
+        _check_budget(budget, team_row, comp)
+        if "budget_usd" in given:
+            values["budget_usd"] = budget
+    changed = {k: v for k, v in values.items() if current.get(k) != v}
+    if not changed:
+        return current
+    try:
+        async with conn.begin_nested():
+            row = (
+                (
+                    await conn.execute(
+                        update(agents)
+                        .where(agents.c.id == current["id"], agents.c.status != "retired")
+                        .values(**changed, updated_at=func.now())
+                        .returning(agents)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+    except IntegrityError as exc:
+        raise translate(exc, name=values.get("name", current["name"])) from exc
+    if row is None:
+        raise Conflict("the agent changed meanwhile; try again", agent=current["name"])
+
+    def plain(value: Any) -> Any:
+        return str(value) if isinstance(value, Decimal | UUID) else value
+
+    await audit.record(
+        conn,
+        actor=actor,
+        action="agent.updated",
+        subject_type="agent",
+        subject_id=current["id"],
+        company_id=comp["id"],
+        payload={k: {"from": plain(current.get(k)), "to": plain(v)} for k, v in sorted(changed.items())},
+    )
+    team_name = team_row["name"] if team_row else None
+    return {**row, "team_name": team_name}
+
+
+def _check_budget(budget: Decimal | None, team: dict[str, Any] | None, comp: dict[str, Any]) -> None:
+    if budget is None:
+        return
+    if not budget.is_finite() or budget < 0:
+        raise InvalidInput("budget must not be negative", field="budget")
+    if team is not None and team["budget_usd"] is not None and budget > team["budget_usd"]:
+        raise InvalidInput(
+            f"agent budget {budget} exceeds team {team['name']}'s budget {team['budget_usd']}",
+            field="budget",
+        )
+    if comp["budget_usd"] is not None and budget > comp["budget_usd"]:
+        raise InvalidInput(
+            f"agent budget {budget} exceeds the company budget {comp['budget_usd']}", field="budget"
+        )

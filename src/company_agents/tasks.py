@@ -344,3 +344,68 @@ async def update_task(
         payload={"fields": sorted(values)},
     )
     return dict(row)
+
+
+# A task may change hands only while no attempt holds it: an attempt in flight keeps its lease, and
+# the work under review or finished is the assignee's record.
+ASSIGNABLE_STATUSES = ("queued", "blocked", "handoff")
+
+
+async def assign_task(
+    conn: AsyncConnection,
+    ref: str,
+    *,
+    agent: str | None = None,
+    team: str | None = None,
+    actor: str = audit.LOCAL_USER,
+) -> dict[str, Any]:
+    """Assign (or reassign) a queued, blocked or handed-off task to an agent of its company, to a team,
+    or with neither to anyone in the company. The status stays (requeue a blocked or handed-off task to
+    have it run). A task an attempt holds (assigned, running) is refused with ``Conflict`` and its lease
+    is left alone: cancel it, or wait for the attempt to end; so are a task in review and a finished
+    one. A retired agent is ``InvalidInput``; an agent or team of another company is ``NotFound``."""
+    if agent and team:
+        raise InvalidInput("assign a task to an agent or to a team, not both", field="agent")
+    task = await _lock_for_move(conn, await resolve_task_id(conn, ref))
+    agent_row = await get_agent(conn, task["company_id"], agent) if agent else None
+    if agent_row is not None and agent_row["status"] == "retired":
+        raise InvalidInput(f"agent {agent_row['name']} is retired", field="agent")
+    team_row = await get_team(conn, task["company_id"], team) if team else None
+    if task["status"] not in ASSIGNABLE_STATUSES:
+        raise Conflict(
+            f"task is {task['status']}: only a queued, blocked or handed-off task can be assigned",
+            task=str(task["id"]),
+        )
+    agent_id = agent_row["id"] if agent_row else None
+    team_id = team_row["id"] if team_row else None
+    if (task["assigned_agent_id"], task["assigned_team_id"]) == (agent_id, team_id):
+        return task
+    row = (
+        (
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task["id"], tasks.c.status == task["status"])
+                .values(assigned_agent_id=agent_id, assigned_team_id=team_id, updated_at=func.now())
+                .returning(tasks)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="task.assigned",
+        subject_type="task",
+        subject_id=task["id"],
+        company_id=task["company_id"],
+        payload={
+            "agent": agent_row["name"] if agent_row else None,
+            "team": team_row["name"] if team_row else None,
+            "fromAgentId": str(task["assigned_agent_id"]) if task["assigned_agent_id"] else None,
+            "fromTeamId": str(task["assigned_team_id"]) if task["assigned_team_id"] else None,
+        },
+    )
+    if row["status"] == "queued":
+        await conn.execute(NOTIFY_SQL, {"channel": TASKS_CHANNEL, "payload": str(row["company_id"])})
+    return dict(row)

@@ -57,6 +57,13 @@ def agent_public(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def agent_json(row: dict[str, Any], *, with_token: bool = False) -> Any:
+    """``--json`` prints what ``/v1/companies/{company}/agents/{agent}`` answers: the same model."""
+    from company_agents.api.schemas.agents import Agent, AgentWithToken
+
+    return (AgentWithToken if with_token else Agent).of(row)
+
+
 @team_app.command("create")
 def team_create(
     ctx: typer.Context,
@@ -163,7 +170,7 @@ def hire(
     row = run_in_transaction(settings, work)
     _warn_unknown_adapter(settings.config_path, row["adapter"])
     if json_out:
-        print_json({**agent_public(row), "token": row["token"]})
+        print_json(agent_json(row, with_token=True))
     else:
         print(f"hired {row['name']} ({row['id']})")
         print(f"identity token (shown once; `agent rotate-token` makes a new one): {row['token']}")
@@ -204,7 +211,7 @@ def agent_list(
         lambda conn: agents.list_agents(conn, company=company, team=team, include_retired=all_),
     )
     if json_out:
-        print_json([agent_public(r) for r in rows])
+        print_json([agent_json(r) for r in rows])
         return
     print_table(
         "Agents",
@@ -253,10 +260,10 @@ def agent_show(
         return row, names
 
     row, names = run_read(settings_from(ctx), work)
-    public = agent_public(row)
     if json_out:
-        print_json(public)
+        print_json(agent_json(row))
         return
+    public = agent_public(row)
     print_fields(
         [
             ("id", public["id"]),
@@ -291,7 +298,7 @@ def _status_command(move: str, doc: str) -> None:
             lambda conn: agents.set_agent_status(conn, company=company, agent=agent, move=move),
         )
         if json_out:
-            print_json(agent_public(row))
+            print_json(agent_json(row))
         else:
             print(f"{row['name']} is {row['status']}")
 

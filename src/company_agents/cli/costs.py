@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-from company_agents.cli.output import camel_keys, json_default, print_json, print_table
+from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 from company_agents.costs.amounts import parse_usd
 from company_agents.errors import InvalidInput
@@ -42,32 +41,6 @@ SinceOpt = Annotated[
 UntilOpt = Annotated[
     str | None, typer.Option(help="End (same forms; a named window means its end). Default: now.")
 ]
-
-EXPORT_COLUMNS = (
-    "id",
-    "created_at",
-    "kind",
-    "model",
-    "provider",
-    "billing",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "billed_usd",
-    "imputed_usd",
-    "effective_usd",
-    "price_source",
-    "unpriced",
-    "team_id",
-    "agent_id",
-    "task_id",
-    "run_id",
-    "adjusts_entry_id",
-    "idempotency_key",
-)
 
 
 @app.command("show")
@@ -157,7 +130,10 @@ def entries(
 
     rows = run_read(settings_from(ctx), work)
     if json_out:
-        print_json(rows)
+        from company_agents.api.schemas.costs import CostEntry
+
+        # What GET …/costs/entries answers: the same model.
+        print_json([CostEntry.of(r) for r in rows])
         return
     print_table(
         "Cost entries",
@@ -179,12 +155,6 @@ def entries(
     )
 
 
-def _export_value(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(json_default(value)) if not isinstance(value, str | int | bool) else str(value)
-
-
 @app.command("export")
 def export(
     ctx: typer.Context,
@@ -202,10 +172,12 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Every entry of the scope and window, oldest first (CSV with a header, or one JSON object a line)."""
+    from company_agents.api.schemas.costs import CostEntry
     from company_agents.cli.context import run_in_transaction
+    from company_agents.costs import export as exporting
     from company_agents.costs import report
 
-    if fmt not in ("csv", "jsonl"):
+    if fmt not in exporting.FORMATS:
         raise InvalidInput("--format must be csv or jsonl", field="format")
 
     async def work(conn: AsyncConnection) -> int:
@@ -214,15 +186,15 @@ def export(
         sink: TextIO = output.open("w", newline="") if output is not None else sys.stdout
         count = 0
         try:
-            writer = csv.writer(sink) if fmt == "csv" else None
-            if writer is not None:
-                writer.writerow(EXPORT_COLUMNS)
+            # The lines GET …/costs/export streams (costs/export.py).
+            if fmt == "csv":
+                sink.write(exporting.csv_header())
             async for row in report.iter_entries(conn, target, win):
                 public = report.entry_public(row)
-                if writer is not None:
-                    writer.writerow([_export_value(public[c]) for c in EXPORT_COLUMNS])
+                if fmt == "csv":
+                    sink.write(exporting.csv_row(public))
                 else:
-                    sink.write(json.dumps(camel_keys(public), default=json_default) + "\n")
+                    sink.write(json.dumps(CostEntry.of(public)) + "\n")
                 count += 1
         finally:
             if output is not None:
@@ -258,34 +230,26 @@ def adjust(
     json_out: JsonOpt = False,
 ) -> None:
     """Book an offsetting adjustment against an entry (audited; nothing is ever deleted)."""
-    from company_agents import ids
+    from company_agents.api.schemas.costs import CostAdjustment
     from company_agents.cli.context import run_in_transaction
     from company_agents.costs import adjust as adjusting
-    from company_agents.db.schema import cost_entries
 
-    kind = ids.IdKind("cost entry", cost_entries, label="model")
     if (usd is None) == (not reprice):
         raise InvalidInput("give either --usd AMOUNT (with --reason) or --reprice", field="usd")
     if usd is not None and reason is None:
         raise InvalidInput("give a --reason for the adjustment", field="reason")
     amount = parse_usd(usd, negative=True) if usd is not None else None
 
-    async def work(conn: AsyncConnection) -> dict[str, Any] | None:
-        entry_id = await ids.resolve_id(conn, kind, entry)
-        if amount is None:
-            return await adjusting.reprice(conn, entry_id, reason=reason)
-        assert reason is not None
-        return await adjusting.adjust(conn, entry_id, amount, reason=reason)
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await adjusting.correct(conn, entry, usd=amount, reprice_it=reprice, reason=reason)
 
     row = run_in_transaction(settings_from(ctx), work)
-    if row is None:
-        if json_out:
-            print_json({"entry": entry, "adjusted": False})
-        else:
-            print(f"entry {entry} already costs what its price says: nothing to adjust")
-        return
     if json_out:
-        print_json({**row, "adjusted": True})
+        # What POST …/costs/adjust answers: the same model.
+        print_json(CostAdjustment.of(row))
+        return
+    if not row["adjusted"]:
+        print(f"entry {entry} already costs what its price says: nothing to adjust")
         return
     print(
         f"adjustment {row['id']}: {row['effective_usd']} USD on entry {row['adjusts_entry_id']} "

@@ -16,7 +16,9 @@ from company_agents.cli.help import id_argument, id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
 
-app = typer.Typer(help="Tasks: create, list, show, cancel, approve, reject, requeue.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tasks: create, list, show, assign, cancel, approve, reject, requeue, comment.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
 TaskArg = Annotated[str, id_argument("task")]
@@ -295,3 +297,82 @@ def reject(
         print_json(task_json(row))
     else:
         print(f"task {row['id']} is {row['status']}")
+
+
+@app.command("assign")
+def assign(
+    ctx: typer.Context,
+    task: TaskArg,
+    agent: Annotated[
+        str | None, typer.Option(help=id_help("agent", "The agent to take it", named=True))
+    ] = None,
+    team: Annotated[str | None, typer.Option(help=id_help("team", "The team to take it", named=True))] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Assign a queued, blocked or handed-off task to an agent or a team (neither: anyone)."""
+    from company_agents import tasks
+    from company_agents.cli.context import run_in_transaction
+
+    row = run_in_transaction(
+        settings_from(ctx), lambda conn: tasks.assign_task(conn, task, agent=agent, team=team)
+    )
+    if json_out:
+        print_json(task_json(row))
+    else:
+        who = agent or (f"team {team}" if team else "anyone in the company")
+        print(f"task {row['id']} is assigned to {who}")
+
+
+def comment_json(row: dict[str, Any]) -> Any:
+    """``--json`` prints what ``/v1/tasks/{task}/comments`` answers: the same model."""
+    from company_agents.api.schemas.tasks import TaskComment
+
+    return TaskComment.of(row)
+
+
+@app.command("comment")
+def comment(
+    ctx: typer.Context,
+    task: TaskArg,
+    body: Annotated[str, typer.Option("--body", help="The comment.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Comment on a task."""
+    from company_agents import task_comments
+    from company_agents.cli.context import run_in_transaction
+
+    row = run_in_transaction(
+        settings_from(ctx), lambda conn: task_comments.add_comment(conn, task, body=body)
+    )
+    if json_out:
+        print_json(comment_json(row))
+    else:
+        print(f"commented on task {row['task_id']} ({row['id']})")
+
+
+@app.command("comments")
+def comments(
+    ctx: typer.Context,
+    task: TaskArg,
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """A task's comments, oldest first."""
+    from company_agents import task_comments, tasks
+    from company_agents.cli.context import run_in_transaction
+
+    if limit < 1:
+        from company_agents.errors import InvalidInput
+
+        raise InvalidInput("--limit must be at least 1", field="limit")
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        row = await tasks.get_task(conn, task)
+        return (await task_comments.list_comments(conn, row["id"], limit=limit))[:limit]
+
+    rows = run_in_transaction(settings_from(ctx), work)
+    if json_out:
+        print_json([comment_json(r) for r in rows])
+        return
+    for r in rows:
+        print(f"{local_time(r['created_at'])}  {r['author']}\n{r['body']}\n")

@@ -77,9 +77,16 @@ SELECT e.id, e.adjusts_entry_id, e.effective_usd, e.billed_usd, e.created_at, t.
 
 
 async def adjust(
-    conn: AsyncConnection, entry_id: UUID, usd: Decimal, *, reason: str, actor: str = audit.LOCAL_USER
+    conn: AsyncConnection,
+    entry_id: UUID,
+    usd: Decimal,
+    *,
+    reason: str,
+    actor: str = audit.LOCAL_USER,
+    company_id: UUID | None = None,
 ) -> dict[str, Any]:
-    """Book ``usd`` (signed) against entry ``entry_id``; returns the adjustment."""
+    """Book ``usd`` (signed) against entry ``entry_id`` (of ``company_id`` when given: another
+    company's entry is ``NotFound``); returns the adjustment."""
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON:
         raise InvalidInput(f"give a reason of 1 to {MAX_REASON} characters", field="reason")
@@ -87,7 +94,7 @@ async def adjust(
         raise InvalidInput(f"the amount must be non-zero and within ±{MAX_ADJUST_USD} USD", field="usd")
     usd = quantize(usd)
     target = await driver.one(conn, TARGET_SQL, {"entry_id": entry_id})
-    if target is None:
+    if target is None or (company_id is not None and target["company_id"] != company_id):
         raise NotFound(f"no cost entry {entry_id}", entry=str(entry_id))
     if target["kind"] == "adjustment":
         raise InvalidInput("adjust the original entry, not an adjustment", field="entry")
@@ -123,14 +130,19 @@ async def adjust(
 
 
 async def reprice(
-    conn: AsyncConnection, entry_id: UUID, *, reason: str | None = None, actor: str = audit.LOCAL_USER
+    conn: AsyncConnection,
+    entry_id: UUID,
+    *,
+    reason: str | None = None,
+    actor: str = audit.LOCAL_USER,
+    company_id: UUID | None = None,
 ) -> dict[str, Any] | None:
     """Price an ``llm`` entry again with today's override or book, as of the entry's own time, and book
     the difference as an adjustment. ``None`` when the price is unchanged; refused when still unknown."""
     from company_agents import pricing
 
     entry = await driver.one(conn, ENTRY_SQL, {"entry_id": entry_id})
-    if entry is None:
+    if entry is None or (company_id is not None and entry["company_id"] != company_id):
         raise NotFound(f"no cost entry {entry_id}", entry=str(entry_id))
     if entry["kind"] != "llm" or entry["model"] is None:
         raise InvalidInput("only an llm entry with a model can be re-priced", field="entry")
@@ -158,5 +170,38 @@ async def reprice(
     if delta == 0:
         return None
     why = reason or f"re-priced from {found.source}"
-    out = await adjust(conn, entry_id, delta, reason=why, actor=actor)
+    out = await adjust(conn, entry_id, delta, reason=why, actor=actor, company_id=company_id)
     return {**out, "price_source": found.source, "price_usd": found.usd}
+
+
+async def correct(
+    conn: AsyncConnection,
+    entry: str,
+    *,
+    usd: Decimal | None = None,
+    reprice_it: bool = False,
+    reason: str | None = None,
+    actor: str = audit.LOCAL_USER,
+    company_id: UUID | None = None,
+) -> dict[str, Any]:
+    """``cost adjust`` and ``POST …/costs/adjust``: the entry ``entry`` (an id or a unique prefix; of
+    ``company_id`` when given, else ``NotFound``) adjusted by ``usd`` (with a ``reason``) or re-priced.
+    The answer has ``adjusted`` (false when a re-price found nothing to change) and
+    ``adjusts_entry_id``, with the adjustment's fields when one was booked."""
+    from company_agents import ids
+    from company_agents.db.schema import cost_entries
+
+    if (usd is None) == (not reprice_it):
+        raise InvalidInput("give either usd (with a reason) or reprice", field="usd")
+    if usd is not None and reason is None:
+        raise InvalidInput("give a reason for the adjustment", field="reason")
+    kind = ids.IdKind("cost entry", cost_entries, label="model")
+    entry_id = await ids.resolve_id(conn, kind, entry, company_id=company_id)
+    if usd is None:
+        row = await reprice(conn, entry_id, reason=reason, actor=actor, company_id=company_id)
+    else:
+        assert reason is not None
+        row = await adjust(conn, entry_id, usd, reason=reason, actor=actor, company_id=company_id)
+    if row is None:
+        return {"adjusted": False, "adjusts_entry_id": entry_id}
+    return {**row, "adjusted": True}

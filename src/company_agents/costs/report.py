@@ -19,6 +19,7 @@ from company_agents.costs.rollups import SCOPE_COLUMNS, Target, db_now, rollup
 from company_agents.costs.windows import Window, window, zone
 from company_agents.db import driver
 from company_agents.errors import InvalidInput, NotFound
+from company_agents.pagination import Key
 
 ENTRY_COLUMNS: LiteralString = """
     e.id, e.created_at, e.kind, e.model, e.provider, e.billing, e.input_tokens, e.output_tokens,
@@ -36,17 +37,19 @@ WHERE e.company_id = %(company_id)s AND e.{column} = %(scope_id)s
   AND (%(kind)s::text IS NULL OR e.kind = %(kind)s::text)
   AND (NOT %(unpriced)s OR e.unpriced)
   AND (%(after_at)s::timestamptz IS NULL
-       OR (e.created_at, e.id) > (%(after_at)s::timestamptz, %(after_id)s::uuid))
+       OR (e.created_at, e.id) {{cmp}} (%(after_at)s::timestamptz, %(after_id)s::uuid))
 ORDER BY e.created_at {{order}}, e.id {{order}}
 LIMIT %(limit)s
 """
 
 
 ENTRIES_ASC: dict[str, LiteralString] = {
-    scope: _entries_sql(column).replace("{order}", "ASC") for scope, column in SCOPE_COLUMNS.items()
+    scope: _entries_sql(column).replace("{order}", "ASC").replace("{cmp}", ">")
+    for scope, column in SCOPE_COLUMNS.items()
 }
 ENTRIES_DESC: dict[str, LiteralString] = {
-    scope: _entries_sql(column).replace("{order}", "DESC") for scope, column in SCOPE_COLUMNS.items()
+    scope: _entries_sql(column).replace("{order}", "DESC").replace("{cmp}", "<")
+    for scope, column in SCOPE_COLUMNS.items()
 }
 
 UNPRICED_MODELS_SQL: LiteralString = """
@@ -140,11 +143,15 @@ async def list_entries(
     kind: str | None = None,
     unpriced: bool = False,
     limit: int = 100,
+    before: Key | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries of ``target`` in ``win``."""
-    if not 1 <= limit <= 10_000:
+    """The newest ``limit`` entries of ``target`` in ``win`` (older than the ``(created_at, id)`` key
+    ``before``: a keyset page, ``pagination``)."""
+    if not 1 <= limit <= 10_001:
         raise InvalidInput("limit must be between 1 and 10000", field="limit")
     params = _params(target, win, kind=kind, unpriced=unpriced, limit=limit)
+    if before is not None:
+        params["after_at"], params["after_id"] = before
     return await driver.rows(conn, ENTRIES_DESC[target.scope], params)
 
 

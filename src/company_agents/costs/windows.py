@@ -85,7 +85,10 @@ def _moment(value: str, now: datetime, tz: ZoneInfo, *, as_end: bool) -> tuple[d
     text = value.strip().lower()
     match = _RELATIVE.match(text)
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}), None
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}), None
+        except OverflowError:  # 999999w: before year 1
+            raise InvalidInput(f"{value!r} reaches before the year 1", field="since/until") from None
     if text in NAMED:
         start, end = named_span(text, now, tz)
         return (end, None) if as_end else (start, end)

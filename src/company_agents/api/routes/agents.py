@@ -1,4 +1,4 @@
-"""``/v1/companies/{company}/agents``: hire, list, show, pause, resume, retire, rotate-token."""
+"""``/v1/companies/{company}/agents``: hire, list, show, patch, pause, resume, retire, rotate-token."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
 from company_agents.api.middleware import request_id_of
-from company_agents.api.schemas.agents import Agent, AgentHire, AgentWithToken
+from company_agents.api.schemas.agents import Agent, AgentHire, AgentPatch, AgentWithToken
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.db.database import Database
@@ -97,6 +97,31 @@ async def get_agent(request: Request, company: CompanyRef, agent: AgentRef, prin
     async with db.engine.connect() as conn:
         current = await company_for(conn, principal, company)
         row = await agents.get_agent(conn, current["id"], agent)
+    return one(request_id_of(request), Agent.of(row))
+
+
+@router.patch(
+    "/companies/{company}/agents/{agent}",
+    operation_id="updateAgent",
+    response_model=Envelope[Agent],
+    responses=error_responses(403, 404, 409, 413),
+)
+async def update_agent(
+    request: Request, company: CompanyRef, agent: AgentRef, body: AgentPatch, principal: Writer, db: Db
+) -> Any:
+    """Change name, role, team, budgets, concurrency, model or approval policy of an agent that is not
+    retired (409); the fields left out stay, null clears the ones that may be empty."""
+    from company_agents import agents
+
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("budget_usd", "task_budget_usd"):
+        if key in changes:
+            changes[key] = _usd(changes[key])
+    async with db.engine.begin() as conn:
+        current = await company_for(conn, principal, company)
+        row = await agents.update_agent(
+            conn, company=str(current["id"]), agent=agent, changes=changes, actor=actor_of(principal)
+        )
     return one(request_id_of(request), Agent.of(row))
 
 

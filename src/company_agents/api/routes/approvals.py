@@ -1,5 +1,6 @@
 """``/v1/companies/{company}/approvals`` and ``/v1/approvals/{approval}``: list, show, approve
-(with edits), deny. A decision is made once; a second one is 409 ``approval_closed``."""
+(with edits), deny, comment (a question for the agent). A decision is made once; a second one is 409
+``approval_closed``. The company's rules are in ``approval_rules``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
 from company_agents.api.middleware import request_id_of
-from company_agents.api.schemas.approvals import Approval, ApprovalApprove, ApprovalDeny
+from company_agents.api.schemas.approvals import Approval, ApprovalApprove, ApprovalComment, ApprovalDeny
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.db.database import Database
@@ -114,6 +115,32 @@ async def deny(request: Request, approval: ApprovalRef, body: ApprovalDeny, prin
             approval,
             status="denied",
             reason=body.reason,
+            actor=actor_of(principal),
+            company_id=principal.company_id,
+        )
+    return one(request_id_of(request), _public(row))
+
+
+@router.post(
+    "/approvals/{approval}/comment",
+    operation_id="commentApproval",
+    response_model=Envelope[Approval],
+    responses=error_responses(403, 404, 409, 413),
+)
+async def comment(
+    request: Request, approval: ApprovalRef, body: ApprovalComment, principal: Writer, db: Db
+) -> Any:
+    """Ask the agent a question: the approval is answered ``asked_question`` with the text in its
+    comments, and the agent answers by asking again (a new approval). Refused (409) when already
+    answered or expired, as every decision is."""
+    from company_agents.approvals import store
+
+    async with db.engine.begin() as conn:
+        row = await store.decide(
+            conn,
+            approval,
+            status="asked_question",
+            comment=body.text,
             actor=actor_of(principal),
             company_id=principal.company_id,
         )

@@ -1,5 +1,6 @@
-"""``/v1/companies/{company}/costs``: the roll-up of a scope for the current fiscal period, and the
-reserve top-up (admin). Money is a string throughout (the roll-up object of ``costs.rollups``)."""
+"""``/v1/companies/{company}/costs``: the roll-up of a scope for the current fiscal period, its
+forecast, and the reserve top-up (admin). Money is a string throughout (the roll-up object of
+``costs.rollups``). Raw entries, export and adjustments are in ``cost_entries``."""
 
 from __future__ import annotations
 
@@ -50,6 +51,26 @@ async def _rollup(request: Request, principal: Principal, db: Database, company:
 async def company_costs(request: Request, company: CompanyRef, principal: Reader, db: Db) -> Any:
     """The company's spend this fiscal period: totals, by day, by team and agent, budget, forecast."""
     return await _rollup(request, principal, db, company)
+
+
+@router.get(
+    "/companies/{company}/costs/forecast",
+    operation_id="getCostForecast",
+    response_model=Envelope[dict[str, Any]],
+    responses=error_responses(403, 404),
+)
+async def cost_forecast(request: Request, company: CompanyRef, principal: Reader, db: Db) -> Any:
+    """Where the company's spend is heading by the end of the fiscal period: the spend so far, the
+    budget, the run rate per day and the projection with its low and high (``forecast`` is null when
+    the period has no end ahead, as with a rolling 30 days)."""
+    from company_agents.costs import report
+
+    async with db.engine.connect() as conn:
+        current = await company_for(conn, principal, company)
+        target = await report.resolve_target(conn, str(current["id"]))
+        out = await report.show(conn, target)
+    keys = ("scope", "scopeId", "name", "period", "timeZone", "total", "budget", "trend", "forecast")
+    return one(request_id_of(request), {k: out[k] for k in keys})
 
 
 def _scope_route(scope: str, plural: str, pattern: str) -> None:

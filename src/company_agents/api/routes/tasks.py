@@ -1,5 +1,6 @@
-"""``/v1/companies/{company}/tasks`` and ``/v1/tasks/{task}``: list (keyset pages), create, show, the
-human transitions (cancel, approve, reject with feedback, requeue) and a task's runs."""
+"""``/v1/companies/{company}/tasks`` and ``/v1/tasks/{task}``: list (keyset pages), create, show,
+assign, the human transitions (cancel, approve, reject with feedback, requeue) and a task's runs.
+Comments are in ``task_comments``."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from company_agents.api.schemas.common import (
     page,
 )
 from company_agents.api.schemas.companies import SLUG_PATTERN
-from company_agents.api.schemas.tasks import Run, Task, TaskCreate, TaskPatch, TaskReject
+from company_agents.api.schemas.tasks import Run, Task, TaskAssign, TaskCreate, TaskPatch, TaskReject
 from company_agents.db.database import Database
 
 router = APIRouter(tags=["tasks"])
@@ -109,7 +110,7 @@ async def create_task(
     return one(request_id_of(request), Task.of(row))
 
 
-async def _visible_task(conn: Any, principal: Principal, ref: str) -> dict[str, Any]:
+async def visible_task(conn: Any, principal: Principal, ref: str) -> dict[str, Any]:
     from company_agents import tasks
 
     return check_company(principal, await tasks.get_task(conn, ref), "task", ref)
@@ -124,7 +125,7 @@ async def _visible_task(conn: Any, principal: Principal, ref: str) -> dict[str, 
 async def get_task(request: Request, task: TaskRef, principal: Reader, db: Db) -> Any:
     """One task."""
     async with db.engine.connect() as conn:
-        row = await _visible_task(conn, principal, task)
+        row = await visible_task(conn, principal, task)
     return one(request_id_of(request), Task.of(row))
 
 
@@ -139,11 +140,32 @@ async def update_task(request: Request, task: TaskRef, body: TaskPatch, principa
     from company_agents import tasks
 
     async with db.engine.begin() as conn:
-        row = await _visible_task(conn, principal, task)
+        row = await visible_task(conn, principal, task)
         updated = await tasks.update_task(
             conn, str(row["id"]), body.model_dump(exclude_unset=True), actor=actor_of(principal)
         )
     return one(request_id_of(request), Task.of(updated))
+
+
+@router.post(
+    "/tasks/{task}/assign",
+    operation_id="assignTask",
+    response_model=Envelope[Task],
+    responses=error_responses(403, 404, 409, 413),
+)
+async def assign_task(request: Request, task: TaskRef, body: TaskAssign, principal: Writer, db: Db) -> Any:
+    """Assign or reassign a queued, blocked or handed-off task to an agent or a team of its company
+    (neither: anyone). The status stays. A task an attempt holds (assigned, running), one in review and
+    a finished one are 409, and a running attempt keeps its lease: cancel it first, or wait for it to
+    end. A retired agent is 422; another company's agent or team is 404."""
+    from company_agents import tasks
+
+    async with db.engine.begin() as conn:
+        row = await visible_task(conn, principal, task)
+        moved = await tasks.assign_task(
+            conn, str(row["id"]), agent=body.agent, team=body.team, actor=actor_of(principal)
+        )
+    return one(request_id_of(request), Task.of(moved))
 
 
 def _move_route(move: str, doc: str) -> None:
@@ -152,7 +174,7 @@ def _move_route(move: str, doc: str) -> None:
 
         moves = {"cancel": tasks.cancel_task, "approve": tasks.approve_task, "requeue": tasks.requeue_task}
         async with db.engine.begin() as conn:
-            row = await _visible_task(conn, principal, task)
+            row = await visible_task(conn, principal, task)
             moved = await moves[move](conn, str(row["id"]), actor=actor_of(principal))
         return one(request_id_of(request), Task.of(moved))
 
@@ -184,7 +206,7 @@ async def reject_task(request: Request, task: TaskRef, body: TaskReject, princip
     from company_agents import tasks
 
     async with db.engine.begin() as conn:
-        row = await _visible_task(conn, principal, task)
+        row = await visible_task(conn, principal, task)
         moved = await tasks.reject_task(
             conn, str(row["id"]), feedback=body.feedback, actor=actor_of(principal)
         )
@@ -202,6 +224,6 @@ async def list_task_runs(request: Request, task: TaskRef, principal: Reader, db:
     from company_agents import tasks
 
     async with db.engine.connect() as conn:
-        row = await _visible_task(conn, principal, task)
+        row = await visible_task(conn, principal, task)
         rows = await tasks.task_runs(conn, row["id"])
     return page(request_id_of(request), [Run.of(r) for r in rows], None)

@@ -50,3 +50,17 @@ class AgentHire(Body):
     max_concurrent_tasks: int = Field(default=1, ge=1, le=1000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     approvals: str | None = Field(default=None, max_length=1000)
+
+
+class AgentPatch(Body):
+    """The fields to change; a field left out stays. ``team``, the budgets, ``model`` and ``approvals``
+    take null (no team, no budget, no model, the default approval policy)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"\S")
+    role: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"\S")
+    team: str | None = Field(default=None, min_length=1, max_length=200)
+    budget_usd: str | None = Field(default=None, pattern=_USD)
+    task_budget_usd: str | None = Field(default=None, pattern=_USD)
+    max_concurrent_tasks: int | None = Field(default=None, ge=1, le=1000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    approvals: str | None = Field(default=None, max_length=1000)

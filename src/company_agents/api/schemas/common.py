@@ -109,7 +109,7 @@ def page(request_id: str | None, items: list[Any], next_cursor: str | None) -> d
 
 
 def encode_cursor(at: datetime, key: UUID) -> str:
-    """The cursor after the row ``(at, key)`` of a list ordered by ``(created_at, id)`` descending."""
+    """The cursor after the row ``(at, key)`` of a list ordered by ``(created_at, id)`` (either way)."""
     delta = _utc(at) - _EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return f"c_{micros}_{key.hex}"

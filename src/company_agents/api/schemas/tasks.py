@@ -83,3 +83,25 @@ class Checkpoint(Public):
     # As the agent reported it: its keys are data.
     payload: Any
     created_at: UtcTime
+
+
+class TaskAssign(Body):
+    """Who takes the task: an agent (name or id) or a team, not both; neither: anyone in the company."""
+
+    agent: str | None = Field(default=None, min_length=1, max_length=100)
+    team: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class TaskComment(Public):
+    """A comment in a task's thread, as the API and ``task comment(s) --json`` show it."""
+
+    id: UUID
+    company_id: UUID
+    task_id: UUID
+    author: str
+    body: str
+    created_at: UtcTime
+
+
+class TaskCommentCreate(Body):
+    body: str = Field(min_length=1, max_length=100_000, pattern=r"\S")

@@ -17,6 +17,7 @@ from company_agents.db.schema.memory import memory_entries
 from company_agents.db.schema.pricing import price_overrides
 from company_agents.db.schema.runs import run_checkpoints, runs
 from company_agents.db.schema.secrets import secrets
+from company_agents.db.schema.task_comments import task_comments
 from company_agents.db.schema.tasks import tasks
 from company_agents.db.schema.webhooks import webhook_deliveries, webhook_endpoints
 
@@ -43,6 +44,7 @@ __all__ = [
     "run_checkpoints",
     "runs",
     "secrets",
+    "task_comments",
     "tasks",
     "teams",
     "webhook_deliveries",
