@@ -40,6 +40,10 @@ ROUTERS = [
     "overview",
     "events",
     "webhooks",
+    "activity",
+    "memory",
+    "secrets",
+    "integrations",
 ]
 
 
