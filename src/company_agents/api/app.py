@@ -44,6 +44,8 @@ ROUTERS = [
     "memory",
     "secrets",
     "integrations",
+    "tokens",
+    "backups",
 ]
 
 
