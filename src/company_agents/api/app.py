@@ -46,6 +46,7 @@ ROUTERS = [
     "integrations",
     "tokens",
     "backups",
+    "dashboard_models",
 ]
 
 
