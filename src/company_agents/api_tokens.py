@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import audit
-from company_agents.db.schema import api_tokens
+from company_agents.db.schema import api_tokens, companies
 from company_agents.db.schema.api_tokens import TOKEN_ENVS
 from company_agents.errors import InvalidInput, NotFound, Unauthorized
 from company_agents.tokens import AGENT_TOKEN_PREFIX, LEASE_TOKEN_PREFIX, hash_token
@@ -114,6 +114,12 @@ async def create_token(
     if env not in TOKEN_ENVS:
         raise InvalidInput(f"env must be one of {', '.join(TOKEN_ENVS)}", field="env")
     normalised, company = parse_scopes(scopes, company_id)
+    if (
+        company is not None
+        and (await conn.execute(select(companies.c.id).where(companies.c.id == company))).first() is None
+    ):
+        # Refused here, not by the foreign key: a scope naming no company is bad input, not a crash.
+        raise InvalidInput(f"no company {company} for the scope company:{company}", field="scopes")
     token = new_api_token(env)
     row = (
         (

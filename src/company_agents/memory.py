@@ -49,6 +49,24 @@ async def _check_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, s
         raise NotFound(f"no {scope} {scope_id} in this company", scope=scope, scope_id=str(scope_id))
 
 
+async def resolve_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, ref: str | None) -> UUID:
+    """The id a scope reference names: the company itself, a team or agent by name or id, a task id."""
+    from company_agents import ids
+
+    check_scope(scope)
+    if scope == "company":
+        return company_id
+    if not ref:
+        raise InvalidInput(f"{scope} memory needs a scope id", field="scopeId")
+    noun = {"team": ids.TEAM, "agent": ids.AGENT, "task": ids.TASK}[scope]
+    key = await ids.resolve_id(conn, noun, ref, company_id=company_id)
+    table = _SCOPE_TABLES[scope]
+    query = select(table.c.id).where(table.c.id == key, table.c.company_id == company_id)
+    if (await conn.execute(query)).scalar() is None:
+        raise NotFound(f"no {scope} {ref!r} in this company", scope=scope)
+    return key
+
+
 async def write_memory(
     conn: AsyncConnection,
     *,

@@ -43,6 +43,13 @@ ROUTERS = [
     "overview",
     "events",
     "webhooks",
+    "activity",
+    "memory",
+    "secrets",
+    "integrations",
+    "tokens",
+    "backups",
+    "dashboard_models",
 ]
 
 

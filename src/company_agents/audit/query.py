@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.audit.seal import EVENT_COLUMNS
 from company_agents.db.schema import audit_events
-from company_agents.errors import InvalidInput
+from company_agents.errors import InvalidInput, NotFound
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -99,10 +99,45 @@ class AuditFilter:
         return query
 
 
-async def list_events(conn: AsyncConnection, filt: AuditFilter, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Matching events, newest first."""
-    query = filt.apply(select(*EVENT_COLUMNS)).order_by(audit_events.c.id.desc()).limit(limit)
+async def list_events(
+    conn: AsyncConnection, filt: AuditFilter, *, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Matching events, newest first; with ``before``, only events older than that id (a keyset page)."""
+    query = filt.apply(select(*EVENT_COLUMNS))
+    if before is not None:
+        query = query.where(audit_events.c.id < before)
+    query = query.order_by(audit_events.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_event(conn: AsyncConnection, event_id: int) -> dict[str, Any]:
+    """One event by id; ``NotFound`` when there is none."""
+    row = (await conn.execute(select(*EVENT_COLUMNS).where(audit_events.c.id == event_id))).mappings().first()
+    if row is None:
+        raise NotFound(f"no activity event {event_id}", event=event_id)
+    return dict(row)
+
+
+# The activity log's search keys (``agent:ada category:approval since:7d``), as ``q`` takes them.
+SEARCH_KEYS = ("actor", "agent", "category", "action", "subject", "task", "run", "since", "until")
+
+
+def parse_search(q: str) -> dict[str, str]:
+    """``key:value`` terms separated by spaces into a dict; ``InvalidInput`` for an unknown key, a term
+    without a key or a key given twice (the values themselves are checked where they are used)."""
+    terms: dict[str, str] = {}
+    for term in q.split():
+        key, sep, value = term.partition(":")
+        if not sep or not value:
+            raise InvalidInput(
+                f"search term {term!r} is not key:value (keys: {', '.join(SEARCH_KEYS)})", field="q"
+            )
+        if key not in SEARCH_KEYS:
+            raise InvalidInput(f"unknown search key {key!r} (keys: {', '.join(SEARCH_KEYS)})", field="q")
+        if key in terms:
+            raise InvalidInput(f"search key {key!r} is given twice", field="q")
+        terms[key] = value
+    return terms
 
 
 async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator[dict[str, Any]]:
@@ -167,3 +202,39 @@ def _csv_row(values: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
+
+
+async def search_filter(conn: AsyncConnection, company_id: UUID, terms: dict[str, str]) -> AuditFilter:
+    """The ``AuditFilter`` of a company's activity search (``parse_search`` terms): ``agent`` is an
+    agent of the company by name or id (the events it did), ``category`` an action's first part,
+    ``task``/``run`` the events about that task or run; the others are ``AuditFilter``'s own keys."""
+    from company_agents import agents
+
+    def one_of(*keys: str) -> str | None:
+        given = [k for k in keys if k in terms]
+        if len(given) > 1:
+            raise InvalidInput(f"search keys {' and '.join(given)} cannot be combined", field="q")
+        return terms[given[0]] if given else None
+
+    actor = one_of("actor", "agent")
+    if "agent" in terms:
+        agent = await agents.get_agent(conn, company_id, terms["agent"])
+        actor = f"agent:{agent['id']}"
+    action = one_of("action", "category")
+    if "category" in terms:
+        category = terms["category"].rstrip(".")
+        if not category or "." in category:
+            raise InvalidInput("category is one word: task, approval, budget, run…", field="q")
+        action = category
+    subject = one_of("subject", "task", "run")
+    for kind in ("task", "run"):
+        if kind in terms:
+            subject = f"{kind}:{terms[kind]}"
+    return AuditFilter(
+        company_id=company_id,
+        actor=actor,
+        action=action,
+        subject=subject,
+        since=parse_when(terms["since"]) if "since" in terms else None,
+        until=parse_when(terms["until"]) if "until" in terms else None,
+    )

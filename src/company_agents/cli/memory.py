@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
-from uuid import UUID
 
 import typer
 
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
 from company_agents.cli.help import id_help
 from company_agents.cli.output import print_json, print_table
 from company_agents.cli.settings import settings_from
-from company_agents.errors import InvalidInput, NotFound
 
 app = typer.Typer(
     help="Memory.\n\nEvent-sourced notes by company, team, agent and task.", no_args_is_help=True
@@ -25,28 +23,6 @@ CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", sl
 ScopeIdOpt = Annotated[
     str | None, typer.Option("--scope-id", help="The team or agent (name or id) or task id; company: omit.")
 ]
-
-
-async def resolve_scope_id(conn: AsyncConnection, company_id: UUID, scope: str, ref: str | None) -> UUID:
-    """The id a scope reference names: the company itself, a team or agent by name or id, a task id."""
-    from sqlalchemy import select
-
-    from company_agents import ids, memory
-    from company_agents.db.schema import agents, teams
-    from company_agents.db.schema import tasks as tasks_table
-
-    memory.check_scope(scope)
-    if scope == "company":
-        return company_id
-    if not ref:
-        raise InvalidInput(f"{scope} memory needs --scope-id", field="scopeId")
-    noun = {"team": ids.TEAM, "agent": ids.AGENT, "task": ids.TASK}[scope]
-    key = await ids.resolve_id(conn, noun, ref, company_id=company_id)
-    table = {"team": teams, "agent": agents, "task": tasks_table}[scope]
-    query = select(table.c.id).where(table.c.id == key, table.c.company_id == company_id)
-    if (await conn.execute(query)).scalar() is None:
-        raise NotFound(f"no {scope} {ref!r} in this company", scope=scope)
-    return key
 
 
 def memory_public(row: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +58,7 @@ def list_(
         company_id = (await companies.get_company(conn, company))["id"]
         sid = None
         if scope is not None and (scope == "company" or scope_id):
-            sid = await resolve_scope_id(conn, company_id, scope, scope_id)
+            sid = await memory.resolve_scope_id(conn, company_id, scope, scope_id)
         return await memory.list_memory(
             conn, company_id, scope=scope, scope_id=sid, topic=topic, history=history
         )
@@ -124,7 +100,7 @@ def write(
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         company_id = (await companies.get_company(conn, company))["id"]
-        sid = await resolve_scope_id(conn, company_id, scope, scope_id)
+        sid = await memory.resolve_scope_id(conn, company_id, scope, scope_id)
         return await memory.write_memory(
             conn, company_id=company_id, scope=scope, scope_id=sid, topic=topic, body=text.strip()
         )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
 from uuid import UUID
 
-from company_agents.api.schemas.common import Public, UtcTime
+from pydantic import Field
+
+from company_agents.api.schemas.common import Body, Public, UtcTime
+from company_agents.api.schemas.companies import SLUG_PATTERN
 
 
 class WhoAmI(Public):
@@ -29,3 +33,27 @@ class ApiToken(Public):
     last_used_at: UtcTime | None
     rotated_at: UtcTime | None
     revoked_at: UtcTime | None
+
+
+class ApiTokenCreated(ApiToken):
+    # The token itself, in this response only (the database keeps its hash).
+    token: str
+
+
+# read, write, admin, company:<id>[:read|:write] (api_tokens.parse_scopes).
+SCOPE_PATTERN = (
+    r"^(read|write|admin|company:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12}(:read|:write)?)$"
+)
+
+
+class TokenCreate(Body):
+    name: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+    )
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] = Field(min_length=1, max_length=8)
+    # Restrict the token to this company (slug or id): adds company:<id>.
+    company: str | None = Field(default=None, pattern=SLUG_PATTERN)
+    env: Literal["dev", "prod"] = "dev"
+    # When it stops working; in the future.
+    expires_at: UtcTime | None = None
