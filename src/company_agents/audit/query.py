@@ -99,9 +99,15 @@ class AuditFilter:
         return query
 
 
-async def list_events(conn: AsyncConnection, filt: AuditFilter, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Matching events, newest first."""
-    query = filt.apply(select(*EVENT_COLUMNS)).order_by(audit_events.c.id.desc()).limit(limit)
+async def list_events(
+    conn: AsyncConnection, filt: AuditFilter, *, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Matching events, newest first; with ``before``, only those older than that event id (a keyset
+    page: ids only grow)."""
+    query = filt.apply(select(*EVENT_COLUMNS))
+    if before is not None:
+        query = query.where(audit_events.c.id < before)
+    query = query.order_by(audit_events.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
@@ -110,6 +116,47 @@ async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator
     result = await conn.stream(filt.apply(select(*EVENT_COLUMNS)).order_by(audit_events.c.id))
     async for row in result.mappings():
         yield dict(row)
+
+
+# The activity search's keys (``agent:ada category:approval since:7d``), each one an AuditFilter field.
+SEARCH_KEYS = ("agent", "actor", "category", "action", "subject", "task", "since", "until")
+
+
+def parse_search(text: str) -> dict[str, str]:
+    """``key:value`` words into their keys (the last of a key wins); anything else is refused, so a
+    typo never silently widens the search."""
+    keys: dict[str, str] = {}
+    for word in text.split():
+        key, sep, value = word.partition(":")
+        if not sep or not value or key.lower() not in SEARCH_KEYS:
+            raise InvalidInput(
+                f"cannot read {word!r}: search with key:value words, keys {', '.join(SEARCH_KEYS)}",
+                field="q",
+            )
+        keys[key.lower()] = value
+    return keys
+
+
+async def search_filter(conn: AsyncConnection, company_id: UUID, text: str) -> AuditFilter:
+    """The filter a search box's text means within one company; ``agent:`` takes the agent's name
+    (or id), as the dashboard shows it, and finds its actor (``agent:<id>``)."""
+    from company_agents.agents import get_agent
+
+    keys = parse_search(text)
+    actor = keys.get("actor")
+    if "agent" in keys:
+        actor = f"agent:{(await get_agent(conn, company_id, keys['agent']))['id']}"
+    subject = keys.get("subject")
+    if "task" in keys:
+        subject = f"task:{keys['task']}"
+    return AuditFilter(
+        company_id=company_id,
+        actor=actor,
+        action=keys.get("action") or keys.get("category"),
+        subject=subject,
+        since=parse_when(keys["since"]) if "since" in keys else None,
+        until=parse_when(keys["until"]) if "until" in keys else None,
+    )
 
 
 def event_public(row: dict[str, Any]) -> dict[str, Any]:

@@ -138,12 +138,27 @@ async def hire_agent(request: Request, slug: str = Slug) -> RedirectResponse:
             role=required(form, "role"),
             adapter=form.get("adapter") or None,
             team=form.get("team") or None,
+            reports_to=form.get("reports_to") or None,
             model=form.get("model") or None,
             budget_usd=money(form, "budget_usd"),
             approvals=form.get("approvals") or None,
             max_concurrent_tasks=whole(form, "max_concurrent_tasks", 1),
         )
     return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/agents/{agent}/rotate-token")
+async def rotate_agent_token(request: Request, slug: str = Slug, agent: str = AGENT) -> RedirectResponse:
+    from company_agents import agents, identity
+    from company_agents.companies import get_company
+
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        row = await agents.get_agent(conn, company["id"], agent)
+        # The new token is dropped here: a page never shows one (the old one stops working at once,
+        # which is what a rotation from here is for; `agent rotate-token` prints a usable one).
+        await identity.rotate_agent_token(conn, row)
+    return see(f"/c/{company['slug']}/agents/{row['name']}?rotated=1")
 
 
 @router.post("/c/{slug}/agents/{agent}/{move}")
@@ -153,10 +168,34 @@ async def move_agent(request: Request, move: str, slug: str = Slug, agent: str =
 
     if move not in AGENT_MOVES:
         raise NotFound(f"no agent action {move}")
+    form = await form_of(request)
     async with db_of(request).engine.begin() as conn:
         company = await get_company(conn, slug)
-        await agents.set_agent_status(conn, company=str(company["id"]), agent=agent, move=move)
+        row = await agents.set_agent_status(conn, company=str(company["id"]), agent=agent, move=move)
+    if form.get("next") == "agent":
+        return see(f"/c/{company['slug']}/agents/{row['name']}")
     return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/costs/topup")
+async def topup(request: Request, slug: str = Slug) -> RedirectResponse:
+    from company_agents.budgets import manage
+    from company_agents.companies import get_company
+
+    form = await form_of(request)
+    usd = money(form, "usd")
+    if usd is None:
+        raise InvalidInput("usd is required", field="usd")
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        await manage.topup(
+            conn,
+            company=str(company["id"]),
+            team=required(form, "team"),
+            usd=usd,
+            reason=form.get("reason", ""),
+        )
+    return see(f"/c/{company['slug']}/costs")
 
 
 @router.post("/c/{slug}/approvals/{approval}/{decision}")

@@ -42,6 +42,7 @@ def templates() -> Environment:
         gauge=charts.gauge,
         bars=charts.bars,
         sparkline=charts.sparkline,
+        org_chart=charts.org_chart,
         version=__version__,
         refresh_choices=REFRESH_CHOICES,
     )
@@ -105,9 +106,10 @@ def create_dashboard_app(
         # The domain's messages are written for the user and carry no secrets (errors.py).
         return render(request, "error.html", status=exc.http_status, message=str(exc))
 
-    from company_agents.dashboard import actions, live, pages
+    from company_agents.dashboard import actions, activity, live, pages
 
     app.include_router(pages.router)
+    app.include_router(activity.router)
     app.include_router(actions.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
