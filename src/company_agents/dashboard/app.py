@@ -106,10 +106,11 @@ def create_dashboard_app(
         # The domain's messages are written for the user and carry no secrets (errors.py).
         return render(request, "error.html", status=exc.http_status, message=str(exc))
 
-    from company_agents.dashboard import actions, activity, live, pages
+    from company_agents.dashboard import actions, activity, live, pages, settings_page
 
     app.include_router(pages.router)
     app.include_router(activity.router)
+    app.include_router(settings_page.router)
     app.include_router(actions.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from company_agents.dashboard.app import create_dashboard_app
 from company_agents.db.database import Database
@@ -19,6 +20,7 @@ BASE = f"http://127.0.0.1:{PORT}"
 
 @dataclass
 class Dash:
+    app: FastAPI
     db: Database
     client: httpx.AsyncClient
     csrf: str
@@ -38,5 +40,5 @@ async def open_dash(db_url: str, tmp_path: Any) -> AsyncIterator[Dash]:
         # In through the link `up` prints: the cookie it sets rides on every later request.
         entered = await client.get(f"/?token={app.state.access_token}")
         assert entered.status_code == 303 and entered.headers["location"] == "/"
-        yield Dash(db=db, client=client, csrf=app.state.csrf_token, access=app.state.access_token)
+        yield Dash(app=app, db=db, client=client, csrf=app.state.csrf_token, access=app.state.access_token)
     await db.dispose()

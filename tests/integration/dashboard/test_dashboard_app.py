@@ -15,7 +15,7 @@ from company_agents.master_key import MasterKey
 from tests.integration.dashboard.harness import BASE, PORT, Dash
 
 SECRET = "sk-live-DASHBOARD-NEVER-SHOWS-7e1d"
-NEW_PAGES = ["/c/acme/agents/ada", "/c/acme/org", "/c/acme/activity", "/c/acme/memory"]
+NEW_PAGES = ["/c/acme/agents/ada", "/c/acme/org", "/c/acme/activity", "/c/acme/memory", "/c/acme/settings"]
 
 
 async def _company_with_agent(dash: Dash) -> None:
