@@ -3,6 +3,7 @@ transaction and redirects to the page that shows the result (POST, redirect, GET
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -204,19 +205,40 @@ async def decide(request: Request, approval: UUID, decision: str, slug: str = Sl
     from company_agents.approvals import store
     from company_agents.companies import get_company
 
-    statuses = {"approve": "approved", "deny": "denied"}
+    statuses = {"approve": "approved", "deny": "denied", "ask": "asked_question"}
     if decision not in statuses:
         raise NotFound(f"no approval decision {decision}")
     form = await form_of(request)
+    status = statuses[decision]
+    edits = edits_of(form) if decision == "approve" else None
+    if edits is not None:
+        status = "approved_with_edits"
     async with db_of(request).engine.begin() as conn:
         company = await get_company(conn, slug)
         await store.decide(
             conn,
             approval,
-            status=statuses[decision],
+            status=status,
             # A denial says why (the agent is told), as on the API.
             reason=required(form, "reason") if decision == "deny" else form.get("reason") or None,
+            edits=edits,
+            comment=required(form, "text") if decision == "ask" else None,
             actor=audit.LOCAL_USER,
             company_id=company["id"],
         )
     return see(f"/c/{company['slug']}/inbox")
+
+
+def edits_of(form: dict[str, str]) -> dict[str, Any] | None:
+    """The card's edits field: empty is a plain approval; else a JSON object of the changes the agent
+    must apply (``{"cost.usd": 30}``, docs/agent-protocol.md), as ``approval approve --edits`` takes."""
+    raw = form.get("edits", "")
+    if not raw:
+        return None
+    try:
+        edits = json.loads(raw)
+    except ValueError:
+        raise InvalidInput('edits are a JSON object, like {"cost.usd": 30}', field="edits") from None
+    if not isinstance(edits, dict) or not edits:
+        raise InvalidInput('edits are a non-empty JSON object, like {"cost.usd": 30}', field="edits")
+    return edits

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
+from company_agents import leases
 from company_agents.agents import get_agent
+from company_agents.approvals import store
 from company_agents.memory import write_memory
 from company_agents.tokens import AGENT_TOKEN_PREFIX
 from tests.integration.dashboard.harness import Dash
@@ -168,3 +171,68 @@ async def test_the_memory_inspector_lists_the_latest_entry_per_topic(dash: Dash)
     only_agent = (await dash.client.get("/c/acme/memory", params={"scope": "agent"})).text
     assert "ada remembers" in only_agent and "second draft" not in only_agent
     assert (await dash.client.get("/c/acme/memory", params={"scope": "galaxy"})).status_code == 422
+
+
+async def _pending_approval(dash: Dash) -> str:
+    """ada (her policy sends a spend over $10 to a person) asks to spend on a task: one inbox card."""
+    created = await dash.post("/companies", {"name": "Acme", "teams": "Eng"})
+    assert created.status_code == 303
+    hired = await dash.post(
+        "/c/acme/agents",
+        {"name": "ada", "role": "writer", "adapter": "example", "team": "Eng", "approvals": "spend_over:10"},
+    )
+    assert hired.status_code == 303
+    assert (await dash.post("/c/acme/tasks", {"title": "buy ads", "agent": "ada"})).status_code == 303
+    async with dash.db.engine.begin() as conn:
+        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar()
+        ada = await get_agent(conn, company_id, "ada")
+        (claim,) = await leases.claim(conn, agent_id=ada["id"], holder="test", lease_seconds=60)
+        row, created_now = await store.request(
+            conn,
+            claim.identity(),
+            fencing_token=claim.fencing_token,
+            new=store.NewApproval(action="spend on ads", cost_usd=Decimal("40")),
+            expiry_seconds=3600,
+        )
+    assert created_now and row["status"] == "pending"
+    return str(row["id"])
+
+
+async def test_an_approval_is_approved_with_edits_from_its_inbox_card(dash: Dash) -> None:
+    approval = await _pending_approval(dash)
+    html = (await dash.client.get("/c/acme/inbox")).text
+    assert f'id="edits-{approval}"' in html and "Approve with edits" in html
+    _labelled_controls(html)
+    base = f"/c/acme/approvals/{approval}"
+    for bad in ("not json", "[1, 2]", "{}"):
+        refused = await dash.post(f"{base}/approve", {"edits": bad})
+        assert refused.status_code == 422 and "JSON object" in refused.text, bad
+    done = await dash.post(f"{base}/approve", {"edits": '{"cost.usd": 30}'})
+    assert done.status_code == 303
+    async with dash.db.engine.connect() as conn:
+        decided = await store.get_approval(conn, approval)
+    assert decided["status"] == "approved_with_edits" and decided["edits"] == {"cost.usd": 30}
+    assert (await dash.post(f"{base}/approve", {})).status_code == 409  # answered once
+
+
+async def test_a_question_is_asked_from_an_inbox_card(dash: Dash) -> None:
+    approval = await _pending_approval(dash)
+    base = f"/c/acme/approvals/{approval}"
+    assert (await dash.post(f"{base}/ask", {"text": ""})).status_code == 422
+    assert (await dash.post(f"{base}/ask", {"text": "which channel?"})).status_code == 303
+    async with dash.db.engine.connect() as conn:
+        assert (await store.get_approval(conn, approval))["status"] == "asked_question"
+
+
+async def test_the_hire_form_takes_an_approval_policy_in_the_product_s_words(dash: Dash) -> None:
+    assert (await dash.post("/companies", {"name": "Acme"})).status_code == 303
+    page = (await dash.client.get("/c/acme/agents")).text
+    assert 'name="approvals" list="approval-policies"' in page and '<option value="all">' in page
+    ok = await dash.post(
+        "/c/acme/agents", {"name": "ada", "role": "r", "adapter": "example", "approvals": "all"}
+    )
+    assert ok.status_code == 303
+    bad = await dash.post(
+        "/c/acme/agents", {"name": "bob", "role": "r", "adapter": "example", "approvals": "ask"}
+    )
+    assert bad.status_code == 422 and "unknown approval category" in bad.text
