@@ -213,6 +213,8 @@ async def costs_page(request: Request, slug: str = Slug) -> HTMLResponse:
     )
 
 
+# The memory inspector shows at most this many topics; past it, the page asks for a filter.
+MEMORY_PAGE = 200
 # An agent page lists this many of its runs, newest first (its whole history is `runs list`).
 AGENT_RUNS = 20
 
@@ -271,7 +273,9 @@ async def memory_page(
     async with db_of(request).engine.connect() as conn:
         page_scope = await company_scope(conn, slug)
         company = page_scope["company"]
-        entries = await list_memory(conn, company["id"], scope=scope or None, topic=topic or None)
+        entries = await list_memory(
+            conn, company["id"], scope=scope or None, topic=topic or None, limit=MEMORY_PAGE + 1
+        )
         # Scope ids shown by name: the company, its teams and agents (a task by its id).
         names = {company["id"]: company["name"]}
         names.update({t["id"]: t["name"] for t in await list_teams(conn, company=str(company["id"]))})
@@ -282,7 +286,8 @@ async def memory_page(
         "memory.html",
         live="memory_live.html",
         page="memory",
-        entries=entries,
+        entries=entries[:MEMORY_PAGE],
+        cut=len(entries) > MEMORY_PAGE,
         names=names,
         scope=scope or "",
         topic=topic or "",

@@ -7,9 +7,12 @@ import json
 import re
 from decimal import Decimal
 
+import pytest
+
 from company_agents import leases
 from company_agents.agents import get_agent
 from company_agents.approvals import store
+from company_agents.dashboard import pages
 from company_agents.memory import write_memory
 from company_agents.tokens import AGENT_TOKEN_PREFIX
 from tests.integration.dashboard.harness import Dash
@@ -147,7 +150,9 @@ async def test_activity_searches_with_the_product_keys_pages_and_exports(dash: D
     assert (await dash.client.get("/c/acme/activity/export.csv", params={"q": "x"})).status_code == 422
 
 
-async def test_the_memory_inspector_lists_the_latest_entry_per_topic(dash: Dash) -> None:
+async def test_the_memory_inspector_lists_the_latest_entry_per_topic(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await _company(dash)
     async with dash.db.engine.begin() as conn:
         company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar()
@@ -171,6 +176,10 @@ async def test_the_memory_inspector_lists_the_latest_entry_per_topic(dash: Dash)
     only_agent = (await dash.client.get("/c/acme/memory", params={"scope": "agent"})).text
     assert "ada remembers" in only_agent and "second draft" not in only_agent
     assert (await dash.client.get("/c/acme/memory", params={"scope": "galaxy"})).status_code == 422
+    assert 'id="memory-cut"' not in html
+    monkeypatch.setattr(pages, "MEMORY_PAGE", 1)  # a large memory is never loaded whole
+    cut = (await dash.client.get("/c/acme/memory")).text
+    assert 'id="memory-cut"' in cut and len(re.findall(r"<tr><td>(?:company|agent)</td>", cut)) == 1
 
 
 async def _pending_approval(dash: Dash) -> str:
