@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from company_agents.api.schemas.companies import SLUG_PATTERN
@@ -107,17 +107,38 @@ async def verify_backup(request: Request, slug: str = Slug) -> HTMLResponse:
 
     form = await form_of(request)
     name = required(form, "name")
-    if not BACKUP_NAME.match(name):
-        raise InvalidInput(f"not a backup's name: {name!r}", field="name")
-    path = request.app.state.settings.backups_dir / name
-    if not path.is_file():
-        raise NotFound(f"no backup {name} in this home")
-    info = await run_in_threadpool(check, path)
+    info = await run_in_threadpool(check, backup_path(request, name))
     # The answer to the POST is the page with the verdict (a failed check is the error page).
     context = await settings_context(request, slug)
     return render(
         request, "settings.html", notice=f"{name} is intact: {', '.join(info.contents())}", **context
     )
+
+
+def backup_path(request: Request, name: str) -> Any:
+    """A backup of this home's directory by its file name (never a path: nothing else is opened)."""
+    if not BACKUP_NAME.match(name):
+        raise InvalidInput(f"not a backup's name: {name!r}", field="name")
+    path = request.app.state.settings.backups_dir / name
+    if not path.is_file():
+        raise NotFound(f"no backup {name} in this home")
+    return path
+
+
+@router.get("/c/{slug}/settings/backups/{name}")
+async def download_backup(request: Request, name: str, slug: str = Slug) -> FileResponse:
+    from company_agents.backup.bundle import read_backup_info
+    from company_agents.companies import get_company
+    from company_agents.errors import Conflict
+
+    async with db_of(request).engine.connect() as conn:
+        await get_company(conn, slug)
+    path = backup_path(request, name)
+    info = await run_in_threadpool(read_backup_info, path)
+    if info.includes_secrets:
+        # That file decrypts every secret: it leaves the machine by hand, not by a browser link.
+        raise Conflict(f"{name} holds the master key: copy it from {path.parent} on this machine")
+    return FileResponse(path, media_type="application/gzip", filename=name)
 
 
 @router.post("/c/{slug}/settings/secrets")

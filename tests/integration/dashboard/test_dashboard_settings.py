@@ -94,4 +94,29 @@ async def test_a_backup_is_made_listed_and_verified_from_the_page(dash: Dash) ->
     checked = await dash.post("/c/acme/settings/backups/verify", {"name": name.group(1)})
     assert checked.status_code == 200 and f"{name.group(1)} is intact" in checked.text
     assert (await dash.post("/c/acme/settings/backups/verify", {"name": "../etc.tar.gz"})).status_code == 422
+    got = await dash.client.get(f"/c/acme/settings/backups/{name.group(1)}")
+    assert got.status_code == 200 and got.content[:2] == b"\x1f\x8b"  # the gzip file itself
+    assert name.group(1) in got.headers["content-disposition"]
+    assert (await dash.client.get("/c/acme/settings/backups/..%2Fdashboard-password")).status_code in (
+        404,
+        422,
+    )
+    assert (await dash.client.get("/c/acme/settings/backups/none.tar.gz")).status_code == 404
     assert (await dash.post("/c/acme/settings/backups/verify", {"name": "none.tar.gz"})).status_code == 404
+
+
+async def test_a_backup_holding_the_master_key_is_not_downloadable(dash: Dash) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    from company_agents.backup import create_backup
+    from company_agents.master_key import load_master_key
+
+    await _company(dash)
+    settings = dash.app.state.settings
+    load_master_key(settings, create=True)
+    info = await run_in_threadpool(lambda: create_backup(settings, dash.db, include_secrets=True))
+    html = (await dash.client.get("/c/acme/settings")).text
+    assert f'data-backup="{info.path.name}"' in html
+    assert f'aria-label="Download {info.path.name}"' not in html
+    refused = await dash.client.get(f"/c/acme/settings/backups/{info.path.name}")
+    assert refused.status_code == 409 and "master key" in refused.text
