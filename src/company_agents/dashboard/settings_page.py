@@ -1,6 +1,6 @@
-"""The settings page: backups (list, create, verify), the company's secrets as metadata (set, rotate,
-delete: a value goes in, never comes out), integrations, API tokens (a new one shown once), pricing
-overrides, and the loop budget and isolation mode (read-only: they live in the settings file).
+"""The settings page: backups (list, create, verify, download), the company's secrets as metadata
+(set, rotate, delete: a value goes in, never comes out), integrations, API tokens (a new one shown
+once), pricing overrides, and the loop budget and isolation mode (read-only: the settings file's).
 
 Backups and API tokens belong to the home, not the company: the page shows them under the company it
 is opened from because that is where the board operator looks for them.
