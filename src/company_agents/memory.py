@@ -116,8 +116,10 @@ async def list_memory(
     scope_id: UUID | None = None,
     topic: str | None = None,
     history: bool = False,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest entry per (scope, scope id, topic) — or, with ``history``, every entry, newest first."""
+    """The latest entry per (scope, scope id, topic) — or, with ``history``, every entry, newest first;
+    with ``limit``, at most that many (the first in the query's scope-name order)."""
     m = memory_entries.c
     query = select(memory_entries).where(m.company_id == company_id)
     if scope is not None:
@@ -133,6 +135,8 @@ async def list_memory(
         query = query.ext(distinct_on(m.scope, m.scope_id, m.topic)).order_by(
             m.scope, m.scope_id, m.topic, m.id.desc()
         )
+    if limit is not None:
+        query = query.limit(limit)
     rows = [dict(r) for r in (await conn.execute(query)).mappings()]
     rows.sort(key=lambda r: (_SCOPE_ORDER[r["scope"]], str(r["scope_id"]), r["topic"], -r["id"]))
     return rows

@@ -42,6 +42,7 @@ async def list_runs(
     *,
     company: str | None = None,
     task: str | None = None,
+    agent_id: UUID | None = None,
     status: list[str] | None = None,
     limit: int = 200,
     page: bool = False,
@@ -54,6 +55,8 @@ async def list_runs(
         query = query.where(runs.c.company_id == (await get_company(conn, company))["id"])
     if task is not None:
         query = query.where(runs.c.task_id == await resolve_task_id(conn, task))
+    if agent_id is not None:
+        query = query.where(runs.c.agent_id == agent_id)
     if status:
         unknown = [s for s in status if s not in RUN_STATUSES]
         if unknown:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Origins a browser may call the REST API from; none (no CORS headers at all) unless configured.
     api_cors_origins: list[str] = Field(default_factory=list)
     dashboard_port: int = 3101
+    # Where the dashboard listens (`up --dashboard-host`): unset, loopback. Another address is the
+    # private-network mode, which needs a dashboard password (dashboard/password.py).
+    dashboard_host: str | None = None
     tool_port: int = 4200
     # The model gateway (docs/gateway.md): agents' model calls go through it unless `COMPANY_AGENTS_GATEWAY`
     # is off (then the key is handed to the agent). Its port sits next to the tool port.
@@ -182,6 +185,10 @@ class Settings(BaseSettings):
     def mcp_url(self) -> str:
         """Where agents reach the MCP server: ``/mcp`` of the tool endpoint."""
         return f"{self.tool_url.rstrip('/')}/mcp"
+
+    @property
+    def dashboard_password_path(self) -> Path:
+        return self.home / "dashboard-password"
 
     @property
     def run_logs_dir(self) -> Path:

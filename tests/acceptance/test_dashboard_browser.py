@@ -126,3 +126,69 @@ def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> 
             browser.close()
     # The CSP forbids inline script: a violation would show here as a console error.
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_the_agent_org_activity_memory_and_settings_pages(orchestrator: Orchestrator) -> None:
+    sync_playwright = _browser_or_skip()
+    base = f"http://127.0.0.1:{orchestrator.env['COMPANY_AGENTS_DASHBOARD_PORT']}"
+    link = _dashboard_link(orchestrator)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        try:
+            page.goto(link)
+            page.wait_for_url(f"{base}/")
+            page.get_by_label("Name", exact=True).fill("Acme")
+            page.get_by_label("Teams (comma-separated)").fill("Eng, Ops")
+            page.get_by_role("button", name="Create company").click()
+            page.wait_for_url(f"{base}/c/acme")
+            page.get_by_role("link", name="Agents", exact=True).click()
+            for name, team, boss in (("ada", "Eng", ""), ("bob", "Eng", "ada"), ("cy", "Ops", "ada")):
+                page.get_by_label("Name", exact=True).fill(name)
+                page.get_by_label("Role").fill("Writer")
+                page.get_by_label("Adapter").fill(ADAPTER_NAME)
+                page.locator("select[name=team]").select_option(team)
+                if boss:
+                    page.get_by_label("Reports to").select_option(boss)
+                page.get_by_role("button", name="Hire").click()
+                page.wait_for_selector(f"tr[data-agent='{name}']")
+
+            # The agent page, by keyboard: its link, then pause from the page itself.
+            page.get_by_role("link", name="bob", exact=True).focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/c/acme/agents/bob")
+            page.get_by_role("button", name="Pause bob").click()
+            page.wait_for_selector("#agent-status:has-text('paused')")
+            page.get_by_role("button", name="Rotate the identity token of bob").click()
+            page.wait_for_selector("#rotated")
+            page.screenshot(path=str(ARTIFACTS / "pages-1-agent.png"), full_page=True)
+
+            page.get_by_role("link", name="Org chart", exact=True).click()
+            page.wait_for_selector("svg.org g.agent[data-agent='cy']")
+            assert page.locator("svg.org path.reports").count() == 2
+            page.screenshot(path=str(ARTIFACTS / "pages-2-org.png"), full_page=True)
+
+            page.get_by_role("link", name="Activity", exact=True).click()
+            page.get_by_label("Search").fill("category:agent since:1h")
+            page.get_by_label("Search").press("Enter")
+            page.wait_for_selector("#activity td:has-text('agent.paused')")
+            assert page.locator("#activity td:has-text('task.')").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "pages-3-activity.png"), full_page=True)
+
+            page.get_by_role("link", name="Memory", exact=True).click()
+            page.wait_for_selector("#memory")
+            page.screenshot(path=str(ARTIFACTS / "pages-4-memory.png"), full_page=True)
+
+            page.get_by_role("link", name="Settings", exact=True).click()
+            page.get_by_label("Name", exact=True).first.fill("vendor_key")
+            page.get_by_label("Value", exact=True).fill("sk-browser-never-shown-0001")
+            page.get_by_role("button", name="Set secret").click()
+            page.wait_for_selector("tr[data-secret='vendor_key']")
+            assert "sk-browser-never-shown-0001" not in page.content()
+            page.screenshot(path=str(ARTIFACTS / "pages-5-settings.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not [e for e in errors if "Content Security Policy" in e], errors

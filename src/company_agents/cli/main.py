@@ -22,6 +22,7 @@ from company_agents.cli import backup as backup_cli
 from company_agents.cli import budgets as budgets_cli
 from company_agents.cli import companies as companies_cli
 from company_agents.cli import costs as costs_cli
+from company_agents.cli import dashboard as dashboard_cli
 from company_agents.cli import demo as demo_cli
 from company_agents.cli import inbox as inbox_cli
 from company_agents.cli import integration as integration_cli
@@ -65,6 +66,7 @@ add_group(app, budgets_cli.app, "budget", "budgets")
 add_group(app, companies_cli.app, "company", "companies")
 costs_cli.app.command("topup")(budgets_cli.topup)
 add_group(app, costs_cli.app, "cost", "costs")
+add_group(app, dashboard_cli.app, "dashboard")
 add_group(app, db_app, "db")
 app.command("demo")(demo_cli.demo)
 app.command("inbox")(inbox_cli.inbox)
@@ -121,6 +123,15 @@ def up(
             min=1,
         ),
     ] = None,
+    dashboard_host: Annotated[
+        str | None,
+        typer.Option(
+            "--dashboard-host",
+            envvar="COMPANY_AGENTS_DASHBOARD_HOST",
+            help="Serve the dashboard on this address (default: loopback); another machine's reach "
+            "needs `dashboard password` first.",
+        ),
+    ] = None,
 ) -> None:
     """Start the orchestrator: database, migrations, API, tool endpoint, scheduler, reaper, housekeeping."""
     import asyncio
@@ -133,9 +144,15 @@ def up(
 
     if max_concurrent_runs is not None:
         ctx.find_root().obj["overrides"]["max_concurrent_runs"] = max_concurrent_runs
+    if dashboard_host is not None:
+        ctx.find_root().obj["overrides"]["dashboard_host"] = dashboard_host
     settings = settings_from(ctx)
     # Loopback is fine at once; another address waits for the database (are there API tokens?).
     check_bind_host(settings, api_tokens=None)
+    from company_agents.dashboard.app import check_dashboard_host
+
+    # A dashboard other machines reach needs its password: refused before anything starts.
+    check_dashboard_host(settings)
     started = time.monotonic()
     # Before anything opens: no agent ever starts unisolated unless that was asked for.
     isolation = choose_isolation(settings)
@@ -149,7 +166,7 @@ def up(
 
         configure_logging(settings, "orchestrator", to_stderr=False)
 
-        from company_agents.dashboard.app import dashboard_url
+        from company_agents.dashboard.app import dashboard_url, private_network
         from company_agents.dashboard.security import new_token
 
         dashboard_token = new_token()
@@ -166,6 +183,8 @@ def up(
             # The link carries the dashboard's access token: it goes to this terminal only (never
             # the log), and lets the browser that opens it in (docs/dashboard.md).
             console.print(f"  dashboard  {dashboard_url(settings, dashboard_token)}", soft_wrap=True)
+            if private_network(settings):
+                console.print(f"  login      {dashboard_url(settings)}/login (the dashboard password)")
             console.print(f"  api        http://{settings.bind_host}:{settings.api_port}/healthz")
             console.print(f"  tools      http://{settings.bind_host}:{settings.tool_port}/tools/<name>")
             console.print(f"  mcp        http://{settings.bind_host}:{settings.tool_port}/mcp")

@@ -3,6 +3,7 @@ transaction and redirects to the page that shows the result (POST, redirect, GET
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -138,12 +139,27 @@ async def hire_agent(request: Request, slug: str = Slug) -> RedirectResponse:
             role=required(form, "role"),
             adapter=form.get("adapter") or None,
             team=form.get("team") or None,
+            reports_to=form.get("reports_to") or None,
             model=form.get("model") or None,
             budget_usd=money(form, "budget_usd"),
             approvals=form.get("approvals") or None,
             max_concurrent_tasks=whole(form, "max_concurrent_tasks", 1),
         )
     return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/agents/{agent}/rotate-token")
+async def rotate_agent_token(request: Request, slug: str = Slug, agent: str = AGENT) -> RedirectResponse:
+    from company_agents import agents, identity
+    from company_agents.companies import get_company
+
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        row = await agents.get_agent(conn, company["id"], agent)
+        # The new token is dropped here: a page never shows one (the old one stops working at once,
+        # which is what a rotation from here is for; `agent rotate-token` prints a usable one).
+        await identity.rotate_agent_token(conn, row)
+    return see(f"/c/{company['slug']}/agents/{row['name']}?rotated=1")
 
 
 @router.post("/c/{slug}/agents/{agent}/{move}")
@@ -153,10 +169,34 @@ async def move_agent(request: Request, move: str, slug: str = Slug, agent: str =
 
     if move not in AGENT_MOVES:
         raise NotFound(f"no agent action {move}")
+    form = await form_of(request)
     async with db_of(request).engine.begin() as conn:
         company = await get_company(conn, slug)
-        await agents.set_agent_status(conn, company=str(company["id"]), agent=agent, move=move)
+        row = await agents.set_agent_status(conn, company=str(company["id"]), agent=agent, move=move)
+    if form.get("next") == "agent":
+        return see(f"/c/{company['slug']}/agents/{row['name']}")
     return see(f"/c/{company['slug']}/agents")
+
+
+@router.post("/c/{slug}/costs/topup")
+async def topup(request: Request, slug: str = Slug) -> RedirectResponse:
+    from company_agents.budgets import manage
+    from company_agents.companies import get_company
+
+    form = await form_of(request)
+    usd = money(form, "usd")
+    if usd is None:
+        raise InvalidInput("usd is required", field="usd")
+    async with db_of(request).engine.begin() as conn:
+        company = await get_company(conn, slug)
+        await manage.topup(
+            conn,
+            company=str(company["id"]),
+            team=required(form, "team"),
+            usd=usd,
+            reason=form.get("reason", ""),
+        )
+    return see(f"/c/{company['slug']}/costs")
 
 
 @router.post("/c/{slug}/approvals/{approval}/{decision}")
@@ -165,19 +205,40 @@ async def decide(request: Request, approval: UUID, decision: str, slug: str = Sl
     from company_agents.approvals import store
     from company_agents.companies import get_company
 
-    statuses = {"approve": "approved", "deny": "denied"}
+    statuses = {"approve": "approved", "deny": "denied", "ask": "asked_question"}
     if decision not in statuses:
         raise NotFound(f"no approval decision {decision}")
     form = await form_of(request)
+    status = statuses[decision]
+    edits = edits_of(form) if decision == "approve" else None
+    if edits is not None:
+        status = "approved_with_edits"
     async with db_of(request).engine.begin() as conn:
         company = await get_company(conn, slug)
         await store.decide(
             conn,
             approval,
-            status=statuses[decision],
+            status=status,
             # A denial says why (the agent is told), as on the API.
             reason=required(form, "reason") if decision == "deny" else form.get("reason") or None,
+            edits=edits,
+            comment=required(form, "text") if decision == "ask" else None,
             actor=audit.LOCAL_USER,
             company_id=company["id"],
         )
     return see(f"/c/{company['slug']}/inbox")
+
+
+def edits_of(form: dict[str, str]) -> dict[str, Any] | None:
+    """The card's edits field: empty is a plain approval; else a JSON object of the changes the agent
+    must apply (``{"cost.usd": 30}``, docs/agent-protocol.md), as ``approval approve --edits`` takes."""
+    raw = form.get("edits", "")
+    if not raw:
+        return None
+    try:
+        edits = json.loads(raw)
+    except ValueError:
+        raise InvalidInput('edits are a JSON object, like {"cost.usd": 30}', field="edits") from None
+    if not isinstance(edits, dict) or not edits:
+        raise InvalidInput('edits are a non-empty JSON object, like {"cost.usd": 30}', field="edits")
+    return edits

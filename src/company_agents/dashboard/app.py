@@ -42,6 +42,7 @@ def templates() -> Environment:
         gauge=charts.gauge,
         bars=charts.bars,
         sparkline=charts.sparkline,
+        org_chart=charts.org_chart,
         version=__version__,
         refresh_choices=REFRESH_CHOICES,
     )
@@ -67,14 +68,45 @@ async def form_of(request: Request) -> dict[str, str]:
 
 
 def dashboard_host(settings: Settings) -> str:
-    """Where the dashboard listens: the bind host when it is loopback, else loopback all the same.
-
-    The dashboard has no login yet (the private-network mode with a password is not built), so it
-    never listens where another machine could reach it, whatever the API's bind host.
-    """
+    """Where the dashboard listens: ``--dashboard-host`` when given (the private-network mode when it
+    is not loopback, ``private_network``); else the bind host when that is loopback, else loopback all
+    the same: the API may serve the network without the dashboard following it there."""
     from company_agents.settings import is_loopback
 
+    if settings.dashboard_host:
+        return settings.dashboard_host
     return settings.bind_host if is_loopback(settings.bind_host) else "127.0.0.1"
+
+
+def private_network(settings: Settings) -> bool:
+    """Whether other machines can reach the dashboard: then it asks for the dashboard password."""
+    from company_agents.settings import is_loopback
+
+    return not is_loopback(dashboard_host(settings))
+
+
+def check_dashboard_host(settings: Settings) -> str | None:
+    """Refuse a host the dashboard cannot serve safely; the password hash when it needs one.
+
+    An unspecified address (``0.0.0.0``, ``::``) is refused: the Host check (DNS rebinding) needs the
+    one name browsers use, so the operator names it (``--dashboard-host 192.168.1.20``)."""
+    import ipaddress
+
+    from company_agents.dashboard.password import require_password
+    from company_agents.errors import ConfigError
+
+    host = dashboard_host(settings).strip("[]")
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        unspecified = False
+    if unspecified:
+        raise ConfigError(
+            f"--dashboard-host {host} is every address: name the one browsers will use "
+            "(the dashboard answers only for that Host)",
+            field="dashboard_host",
+        )
+    return require_password(settings) if private_network(settings) else None
 
 
 def dashboard_url(settings: Settings, access_token: str | None = None) -> str:
@@ -86,8 +118,9 @@ def dashboard_url(settings: Settings, access_token: str | None = None) -> str:
 def create_dashboard_app(
     db: Database, settings: Settings | None = None, *, access_token: str | None = None
 ) -> FastAPI:
-    """The dashboard on ``db``, answering only for ``settings``' bind host and dashboard port, and only
-    to a browser that opened ``dashboard_url(settings, access_token)`` (default: a new token)."""
+    """The dashboard on ``db``, answering only for its host (``dashboard_host``) and port, and only to a
+    browser that opened ``dashboard_url(settings, access_token)`` (default: a new token) or, in the
+    private-network mode, logged in with the dashboard password."""
     if settings is None:
         from company_agents.settings import Settings
 
@@ -99,22 +132,31 @@ def create_dashboard_app(
     # Who may look at all: the browser that opened the link `up` printed (security.py).
     app.state.access_token = access_token or new_token()
     app.state.templates = templates()
+    # The private-network mode: a browser gets in with the dashboard password (login.py); read once.
+    app.state.password_hash = check_dashboard_host(settings)
 
     @app.exception_handler(CompanyAgentsError)
     async def domain_error(request: Request, exc: CompanyAgentsError) -> HTMLResponse:
         # The domain's messages are written for the user and carry no secrets (errors.py).
         return render(request, "error.html", status=exc.http_status, message=str(exc))
 
-    from company_agents.dashboard import actions, live, pages
+    from company_agents.dashboard import actions, activity, live, pages, settings_page
 
     app.include_router(pages.router)
+    app.include_router(activity.router)
+    app.include_router(settings_page.router)
     app.include_router(actions.router)
     app.include_router(live.router)
+    if app.state.password_hash is not None:
+        from company_agents.dashboard import login
+
+        app.include_router(login.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(
         DashboardGuard,
         hosts=allowed_hosts(dashboard_host(settings), settings.dashboard_port),
         csrf_token=app.state.csrf_token,
         access_token=app.state.access_token,
+        login=app.state.password_hash is not None,
     )
     return app

@@ -18,6 +18,8 @@ from company_agents.errors import NotFound
 router = APIRouter()
 
 Slug = Path(pattern=SLUG_PATTERN)
+# An agent in a URL: its name (or id), as hire accepts it.
+AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # A column of the board shows this many cards, then "show more" (keyset pages, never a total).
 BOARD_PAGE = 20
 
@@ -187,6 +189,8 @@ async def inbox_page(request: Request, slug: str = Slug) -> HTMLResponse:
 
 @router.get("/c/{slug}/costs", response_class=HTMLResponse)
 async def costs_page(request: Request, slug: str = Slug) -> HTMLResponse:
+    from company_agents.agents import list_teams
+    from company_agents.budgets import manage
     from company_agents.costs import report
 
     async with db_of(request).engine.connect() as conn:
@@ -194,6 +198,8 @@ async def costs_page(request: Request, slug: str = Slug) -> HTMLResponse:
         target = await report.resolve_target(conn, str(scope["company"]["id"]))
         period = await report.show(conn, target)
         today = await report.show(conn, target, since="today")
+        budgets = await manage.show(conn, company=str(scope["company"]["id"]))
+        teams = await list_teams(conn, company=str(scope["company"]["id"]))
     return render(
         request,
         "costs.html",
@@ -201,5 +207,89 @@ async def costs_page(request: Request, slug: str = Slug) -> HTMLResponse:
         page="costs",
         period=period,
         today=today,
+        reserve=budgets["reserve"],
+        teams=teams,
         **scope,
+    )
+
+
+# The memory inspector shows at most this many topics; past it, the page asks for a filter.
+MEMORY_PAGE = 200
+# An agent page lists this many of its runs, newest first (its whole history is `runs list`).
+AGENT_RUNS = 20
+
+
+@router.get("/c/{slug}/agents/{agent}", response_class=HTMLResponse)
+async def agent_page(
+    request: Request, slug: str = Slug, agent: str = Path(pattern=AGENT_PATTERN)
+) -> HTMLResponse:
+    from company_agents import runs
+    from company_agents.agents import get_agent
+    from company_agents.costs import report
+
+    async with db_of(request).engine.connect() as conn:
+        scope = await company_scope(conn, slug)
+        cid = scope["company"]["id"]
+        row = await get_agent(conn, cid, agent)
+        agent_runs = await runs.list_runs(conn, company=str(cid), agent_id=row["id"], limit=AGENT_RUNS)
+        period = await report.show(conn, await report.resolve_target(conn, str(cid), agent=str(row["id"])))
+        manager = await get_agent(conn, cid, row["reports_to"]) if row["reports_to"] else None
+    return render(
+        request,
+        "agent.html",
+        live="agent_live.html",
+        page="agents",
+        agent=row,
+        runs=agent_runs,
+        period=period,
+        manager=manager,
+        rotated=request.query_params.get("rotated") == "1",
+        **scope,
+    )
+
+
+@router.get("/c/{slug}/org", response_class=HTMLResponse)
+async def org_page(request: Request, slug: str = Slug) -> HTMLResponse:
+    from company_agents.agents import list_agents, list_teams
+
+    async with db_of(request).engine.connect() as conn:
+        scope = await company_scope(conn, slug)
+        cid = str(scope["company"]["id"])
+        teams = await list_teams(conn, company=cid)
+        agents = await list_agents(conn, company=cid)
+    return render(request, "org.html", live="org_live.html", page="org", teams=teams, agents=agents, **scope)
+
+
+@router.get("/c/{slug}/memory", response_class=HTMLResponse)
+async def memory_page(
+    request: Request,
+    slug: str = Slug,
+    scope: str | None = Query(None, pattern="^(company|team|agent|task)$"),
+    topic: str | None = Query(None, max_length=200),
+) -> HTMLResponse:
+    from company_agents.agents import list_agents, list_teams
+    from company_agents.memory import list_memory
+
+    async with db_of(request).engine.connect() as conn:
+        page_scope = await company_scope(conn, slug)
+        company = page_scope["company"]
+        entries = await list_memory(
+            conn, company["id"], scope=scope or None, topic=topic or None, limit=MEMORY_PAGE + 1
+        )
+        # Scope ids shown by name: the company, its teams and agents (a task by its id).
+        names = {company["id"]: company["name"]}
+        names.update({t["id"]: t["name"] for t in await list_teams(conn, company=str(company["id"]))})
+        agents = await list_agents(conn, company=str(company["id"]), include_retired=True)
+        names.update({a["id"]: a["name"] for a in agents})
+    return render(
+        request,
+        "memory.html",
+        live="memory_live.html",
+        page="memory",
+        entries=entries[:MEMORY_PAGE],
+        cut=len(entries) > MEMORY_PAGE,
+        names=names,
+        scope=scope or "",
+        topic=topic or "",
+        **page_scope,
     )

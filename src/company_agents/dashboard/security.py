@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_COOKIE = "ca_dashboard"
+# The private-network mode's login page (login.py): the one page served without the cookie.
+LOGIN_PATH = "/login"
 ACCESS_PARAM = "token"
 # Paths served without the cookie: the vendored and own static files, which hold nothing of a company.
 PUBLIC_PREFIX = "/static/"
@@ -59,11 +61,25 @@ async def _plain(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _redirect(send: Send, location: str) -> None:
+    headers = [(b"location", location.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": [*headers, *HEADERS]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def access_cookie(value: str) -> str:
+    """The ``Set-Cookie`` value that lets a browser in (the link's grant, the login's session)."""
+    return f"{ACCESS_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"
+
+
 class DashboardGuard:
     """Pure ASGI (no body buffering for GETs or the SSE stream): Host check, CSRF check, headers."""
 
-    def __init__(self, app: ASGIApp, *, hosts: Iterable[str], csrf_token: str, access_token: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hosts: Iterable[str], csrf_token: str, access_token: str, login: bool = False
+    ) -> None:
         self.app = app
+        self.login = login
         self.hosts = frozenset(h.lower() for h in hosts)
         self.token = csrf_token
         self.access = access_token
@@ -86,7 +102,7 @@ class DashboardGuard:
             return False
         rest = urlencode({k: v[-1] for k, v in query.items()})
         location = scope["path"] + (f"?{rest}" if rest else "")
-        cookie = f"{ACCESS_COOKIE}={self.access}; Path=/; HttpOnly; SameSite=Strict"
+        cookie = access_cookie(self.access)
         headers = [
             (b"location", location.encode()),
             (b"set-cookie", cookie.encode()),
@@ -107,8 +123,15 @@ class DashboardGuard:
         if not scope["path"].startswith(PUBLIC_PREFIX) and not self._has_access(headers):
             if scope["method"] in SAFE_METHODS and await self._grant(scope, send):
                 return
-            await _plain(send, 401, "open the dashboard through the link `company-agents up` printed")
-            return
+            if not self.login:
+                await _plain(send, 401, "open the dashboard through the link `company-agents up` printed")
+                return
+            if scope["path"] != LOGIN_PATH:
+                if scope["method"] in SAFE_METHODS:
+                    await _redirect(send, LOGIN_PATH)
+                else:
+                    await _plain(send, 401, "log in to the dashboard first")
+                return
         if scope["method"] not in SAFE_METHODS:
             receive, ok = await self._check_csrf(headers, receive)
             if not ok:

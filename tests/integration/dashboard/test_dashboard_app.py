@@ -5,50 +5,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
-import pytest
 
 from company_agents import identity, secrets_store
 from company_agents.agents import get_agent
-from company_agents.dashboard.app import create_dashboard_app
 from company_agents.dashboard.security import CSP
-from company_agents.db.database import Database
 from company_agents.master_key import MasterKey
-from company_agents.settings import Settings
+from tests.integration.dashboard.harness import BASE, PORT, Dash
 
-PORT = 3101
-BASE = f"http://127.0.0.1:{PORT}"
 SECRET = "sk-live-DASHBOARD-NEVER-SHOWS-7e1d"
-
-
-@dataclass
-class Dash:
-    db: Database
-    client: httpx.AsyncClient
-    csrf: str
-    access: str
-
-    async def post(self, path: str, data: dict[str, str], *, csrf: bool = True) -> httpx.Response:
-        body = {**data, "csrf_token": self.csrf} if csrf else data
-        return await self.client.post(path, data=body)
-
-
-@pytest.fixture
-async def dash(db_url: str, tmp_path: Any) -> AsyncIterator[Dash]:
-    settings = Settings(home=tmp_path / "home", database_url=db_url, dashboard_port=PORT)
-    db = Database(settings=settings, url=db_url)
-    app = create_dashboard_app(db, settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        # In through the link `up` prints: the cookie it sets rides on every later request.
-        entered = await client.get(f"/?token={app.state.access_token}")
-        assert entered.status_code == 303 and entered.headers["location"] == "/"
-        yield Dash(db=db, client=client, csrf=app.state.csrf_token, access=app.state.access_token)
-    await db.dispose()
+NEW_PAGES = ["/c/acme/agents/ada", "/c/acme/org", "/c/acme/activity", "/c/acme/memory", "/c/acme/settings"]
 
 
 async def _company_with_agent(dash: Dash) -> None:
@@ -104,7 +71,15 @@ async def test_a_post_without_the_csrf_token_is_refused(dash: Dash) -> None:
 
 async def test_every_response_has_the_csp_and_no_inline_script(dash: Dash) -> None:
     await _company_with_agent(dash)
-    for path in ["/", "/c/acme", "/c/acme/tasks", "/c/acme/agents", "/c/acme/inbox", "/c/acme/costs"]:
+    for path in [
+        "/",
+        "/c/acme",
+        "/c/acme/tasks",
+        "/c/acme/agents",
+        "/c/acme/inbox",
+        "/c/acme/costs",
+        *NEW_PAGES,
+    ]:
         response = await dash.client.get(path)
         assert response.status_code == 200, (path, response.text)
         assert response.headers["content-security-policy"] == CSP
@@ -176,7 +151,7 @@ async def test_no_page_renders_a_secret_or_an_identity_token(dash: Dash) -> None
         agent = await get_agent(conn, company[0], "ada")
         token = await identity.rotate_agent_token(conn, agent)
     await dash.post("/c/acme/tasks", {"title": "use the key", "team": "Eng"})
-    paths = ["/", "/c/acme", "/c/acme/tasks", "/c/acme/agents", "/c/acme/inbox", "/c/acme/costs"]
+    paths = ["/", "/c/acme", "/c/acme/tasks", "/c/acme/agents", "/c/acme/inbox", "/c/acme/costs", *NEW_PAGES]
     board = (await dash.client.get("/c/acme/tasks")).text
     paths += re.findall(r'href="(/c/acme/tasks/[0-9a-f-]{36})"', board)
     for path in paths:
