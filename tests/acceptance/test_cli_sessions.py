@@ -164,3 +164,36 @@ def test_the_cli_state_of_a_task_approved_as_done_is_removed_by_housekeeping(
         wait_for(lambda: not state.exists(), timeout=30, what="the CLI state removed")
     finally:
         orch.terminate()
+
+
+def test_the_run_after_an_approval_wait_resumes_the_session_told_the_answer(
+    env: dict[str, str], home: Path, db_url: str, model: ModelServer
+) -> None:
+    kind = "claude-code"
+    cli_binary(kind)
+    # The model asks for an approval and, told there is no answer yet, ends its run: the task waits.
+    model.script.tool = "request_approval"
+    model.script.tool_input = {"action": "deploy to staging (action-5d2e)", "waitSeconds": 0}
+    hire(env, kind, MODELS[kind])
+    task_id = add_task(env, TITLE)
+    orch = Orchestrator(env)
+    try:
+        wait_for(lambda: status(db_url, task_id) == "blocked", timeout=90, what="blocked on the approval")
+        wait_for(lambda: _ended(home, runs_of(db_url, task_id)[0]), what="the first run's end")
+        ((_, _, run_status, reason, session),) = runs_of(db_url, task_id)
+        assert (run_status, reason) == ("handed_off", "approval") and session
+        seen = len(model.model_requests())
+        model.script.tool, model.script.tool_input = "mark_complete", {"output": "deployed"}
+        ((approval_id,),) = query(db_url, "SELECT id FROM approvals WHERE task_id = %s", task_id)
+        cli(env, "approval", "approve", str(approval_id), "--reason", "go ahead (answer-9c1b)")
+        wait_for(lambda: status(db_url, task_id) == "review", timeout=90, what="review by the resumed run")
+    finally:
+        orch.terminate()
+    _, second = runs_of(db_url, task_id)
+    assert (second[2], second[3], second[4]) == ("succeeded", "complete", session)
+    resumed = [r for r in _conversation_requests(kind, model) if r in model.model_requests()[seen:]]
+    opening = json.dumps(_turns(kind, resumed[0].body))
+    # Its own request for the approval, then the answer.
+    assert "action-5d2e" in opening and "answer-9c1b" in opening
+    assert opening.index("action-5d2e") < opening.index("answer-9c1b")
+    assert "deploy to staging (action-5d2e): approved" in opening
