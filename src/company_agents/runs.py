@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents import ids
@@ -92,3 +92,40 @@ async def run_has_ended(conn: AsyncConnection, run_id: UUID) -> bool:
     """True once the run is no longer ``running`` (or does not exist)."""
     status = (await conn.execute(select(runs.c.status).where(runs.c.id == run_id))).scalar_one_or_none()
     return status != "running"
+
+
+# The run of the task before this one (the highest fencing token below it): whether its CLI session
+# is one to resume (docs/adapters.md §Sessions).
+PREVIOUS_RUN_SQL = text(
+    """
+    SELECT r.id, r.agent_id, r.status, r.exit_reason, r.cli_session FROM runs r
+    WHERE r.task_id = :task_id AND r.id <> :run_id
+    ORDER BY r.fencing_token DESC, r.started_at DESC
+    LIMIT 1
+    """
+)
+
+
+async def session_to_resume(
+    conn: AsyncConnection, *, task_id: UUID, run_id: UUID, agent_id: UUID, feedback: str | None
+) -> tuple[str, str] | None:
+    """The CLI session this run of the task should resume, and why (``approval``: the previous run
+    ended waiting on an approval; ``feedback``: it finished and the reviewer rejected it with
+    feedback); None: a fresh session (no session recorded, another agent's, or it ended otherwise)."""
+    row = (await conn.execute(PREVIOUS_RUN_SQL, {"task_id": task_id, "run_id": run_id})).mappings().first()
+    if row is None or not row["cli_session"] or row["agent_id"] != agent_id:
+        return None
+    if row["exit_reason"] == "approval":
+        return str(row["cli_session"]), "approval"
+    if row["status"] == "succeeded" and (feedback or "").strip():
+        return str(row["cli_session"]), "feedback"
+    return None
+
+
+async def record_cli_session(conn: AsyncConnection, run_id: UUID, session_id: str) -> None:
+    """The agent CLI's session id of a run (its first, or a new one it switched to)."""
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.cli_session.is_distinct_from(session_id))
+        .values(cli_session=session_id)
+    )

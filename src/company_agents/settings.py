@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         return self.home / "runs"
 
     @property
+    def cli_state_dir(self) -> Path:
+        """Per task, an agent CLI's HOME between its runs (adapters.clis.state)."""
+        return self.home / "cli-state"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

@@ -202,26 +202,37 @@ async def mark_deleted(conn: AsyncConnection, run_id: UUID) -> None:
     await conn.execute(update(runs).where(runs.c.id == run_id).values(workspace_deleted_at=func.now()))
 
 
-async def expired_workspaces(conn: AsyncConnection, *, retention_days: float) -> list[dict[str, Any]]:
-    """Ended runs whose workspace is due: succeeded (and not kept), or failed longer ago than retention."""
+async def expired_workspaces(
+    conn: AsyncConnection, *, retention_days: float, settle_seconds: float = 0
+) -> list[dict[str, Any]]:
+    """Ended runs whose workspace is due: succeeded (and not kept) at least ``settle_seconds`` ago, or
+    failed longer ago than retention. An agent CLI ends its run over MCP and then exits: until it has,
+    the workspace is still its own (and its runner removes it then, keeping the CLI's state first)."""
     query = text(
         """
         SELECT id, workspace_path, status, ended_at FROM runs
         WHERE workspace_path IS NOT NULL AND workspace_deleted_at IS NULL AND status <> 'running'
           AND NOT keep_workspace
-          AND (status = 'succeeded' OR ended_at < now() - make_interval(secs => :seconds))
+          AND ((status = 'succeeded' AND ended_at < now() - make_interval(secs => :settle))
+               OR ended_at < now() - make_interval(secs => :seconds))
         ORDER BY ended_at
         LIMIT 500
         """
     )
-    return [dict(r) for r in (await conn.execute(query, {"seconds": retention_days * 86400})).mappings()]
+    params = {"seconds": retention_days * 86400, "settle": settle_seconds}
+    return [dict(r) for r in (await conn.execute(query, params)).mappings()]
 
 
 async def housekeeping_once(settings: Settings, conn: AsyncConnection) -> int:
     """Delete due workspaces that live on this machine; returns how many were removed."""
     removed = 0
     root = settings.runs_dir.resolve()
-    for row in await expired_workspaces(conn, retention_days=settings.workspace_retention_days):
+    # A run's process outlives its end by at most its timeout and the shutdown grace.
+    settle = settings.run_timeout_seconds + settings.shutdown_grace_seconds
+    due = await expired_workspaces(
+        conn, retention_days=settings.workspace_retention_days, settle_seconds=settle
+    )
+    for row in due:
         path = Path(row["workspace_path"])
         if root not in path.resolve().parents:
             continue  # another machine's, or not ours to touch

@@ -4,7 +4,8 @@ Stdlib only (``ThreadingHTTPServer`` on a free loopback port), so any test, benc
 can start one. Every request is logged (path, headers, body, monotonic time). Each reply is decided from
 the request's content, never from a turn counter, because the CLIs also send side requests:
 
-- a request carrying the result of one of *our* tool calls (the id we minted) gets the final text;
+- a request whose last turn carries the result of one of *our* tool calls (the id we minted) gets the
+  final text (only the last turn: a resumed session's history holds the results of earlier runs);
 - a request offering a tool whose name contains ``script.tool`` gets a call to it with ``script.tool_input``;
 - anything else gets ``script.other_text``.
 
@@ -264,8 +265,8 @@ def _error_body(provider: str, failure: _Failure) -> dict[str, Any]:
 
 def _anthropic_decide(server: ModelServer, body: dict[str, Any]) -> tuple[str, str | None]:
     """("final", None), ("call", tool name) or ("other", None) for one Messages request."""
-    for message in body.get("messages") or []:
-        content = message.get("content")
+    for message in (body.get("messages") or [])[-1:]:
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for block in content:
@@ -366,11 +367,13 @@ def _anthropic_events(server: ModelServer, body: dict[str, Any]) -> list[tuple[s
 
 
 def _openai_decide(server: ModelServer, body: dict[str, Any]) -> tuple[str, tuple[str | None, str] | None]:
-    for item in body.get("input") or []:
-        if (
-            isinstance(item, dict)
-            and item.get("type") == "function_call_output"
-            and str(item.get("call_id", "")).startswith(CALL_ID_PREFIX)
+    for item in reversed(body.get("input") or []):
+        if not isinstance(item, dict):
+            continue
+        if item.get("role") == "user":
+            break  # the last turn starts here
+        if item.get("type") == "function_call_output" and str(item.get("call_id", "")).startswith(
+            CALL_ID_PREFIX
         ):
             return "final", None
     for tool in body.get("tools") or []:
@@ -492,7 +495,7 @@ def _gemini_reply(server: ModelServer, body: dict[str, Any], *, router: bool = F
         usage = TurnUsage(10, 5)
     else:
         decision, tool = "other", ""
-        for content in body.get("contents") or []:
+        for content in (body.get("contents") or [])[-1:]:
             for part in content.get("parts") or [] if isinstance(content, dict) else []:
                 if isinstance(part, dict) and "functionResponse" in part:
                     name = str(part["functionResponse"].get("name", ""))

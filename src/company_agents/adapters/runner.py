@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from company_agents import leases, orphans, pricing
+from company_agents import audit, leases, orphans, pricing, runs
 from company_agents.adapters.clis.base import CliEvent, StreamParser
 from company_agents.adapters.config import AdapterConfig, render_command
 from company_agents.adapters.env_policy import refuse_reserved
@@ -150,6 +150,11 @@ class AgentRun:
         self.process_started: float | None = None  # monotonic; the runtime cost counts from here
         self.runtime_recorded = False
         self.stream: StreamParser | None = None  # an agent CLI's stream parser (adapters.clis)
+        # An agent CLI's session: the one the previous run left to resume (id, why), the one this run
+        # recorded, and the plan's files not to keep with the task's CLI state (they hold the bearer).
+        self.resume_source: tuple[str, str] | None = None
+        self.cli_session: str | None = None
+        self.cli_files: list[str] = []
         # A remote agent's bearer (the http adapter), read from the secret store at the session's start;
         # or why it could not be.
         self.remote_bearer: str | None = None
@@ -221,6 +226,13 @@ class AgentRun:
                 )
                 if self.adapter.is_cli:
                     await self._cli_key(conn, secret_env)
+                    self.resume_source = await runs.session_to_resume(
+                        conn,
+                        task_id=self.claim.task_id,
+                        run_id=self.claim.run_id,
+                        agent_id=self.claim.agent_id,
+                        feedback=ctx.task["feedback"],
+                    )
                 if self.adapter.is_remote:
                     await self._remote_bearer(conn, secret_env)
                 if self._through_gateway():
@@ -257,7 +269,7 @@ class AgentRun:
         }
         workspace_path = self.workspace
         if self.adapter.is_cli:
-            argv, extra_env = self._cli_plan(ctx, secret_env, workspace_path)
+            argv, extra_env = await self._cli_plan(ctx, secret_env, workspace_path)
         else:
             argv, extra_env = render_command(self.adapter, template_vars)
         extra_env.update(secret_env)
@@ -700,6 +712,7 @@ class AgentRun:
                     await self._end_attempt(self._cli_failed_reason(why), "failed")
                 else:
                     await self._end_attempt(f"the agent crashed ({why})", "crash")
+        await self._keep_cli_state()
         if state.outcome == "complete" and self.workspace is not None and not self.keep:
             remove_workspace(self.workspace)
             try:
@@ -756,10 +769,22 @@ class AgentRun:
         except NotFound:
             return
 
-    def _cli_plan(
+    async def _cli_plan(
         self, ctx: Any, secret_env: dict[str, str], workspace: Path
     ) -> tuple[list[str], dict[str, str]]:
-        from company_agents.adapters.clis.plan import plan_run
+        from company_agents.adapters.clis import state as cli_state
+        from company_agents.adapters.clis.plan import Resume, plan_run
+        from company_agents.adapters.clis.prompt import resume_prompt
+
+        resume = None
+        if self.resume_source is not None:
+            session_id, why = self.resume_source
+            # The task's CLI HOME, as its previous run left it, holds the session to resume.
+            try:
+                await asyncio.to_thread(cli_state.restore, self.settings, self.claim.task_id, workspace)
+            except OSError as exc:
+                self.log.write("orchestrator", f"could not restore the CLI state: {exc}")
+            resume = Resume(session_id, resume_prompt(why, ctx.task, ctx.approvals), why)
 
         base_url = None
         if self.route is not None:
@@ -775,8 +800,12 @@ class AgentRun:
             lease_token=self.claim.lease_token,
             secret_env=secret_env,
             base_url=base_url,
+            resume=resume,
         )
         self.stream = driver.parser(model)
+        self.cli_files = list(plan.files)
+        if resume is not None:
+            await self._note_resume(resume)
         # A provider's error may quote the key it refused (and the CLI prints it): never in our log or
         # in the attempt's reason.
         self.log.secrets = sorted(
@@ -804,8 +833,70 @@ class AgentRun:
                 self.log.write("orchestrator", event.reason)
                 if self.state.cli_failure is None:
                     self.state.cli_failure = event.reason
-        elif event.kind == "session":
+        elif event.kind == "session" and event.session_id and event.session_id != self.cli_session:
+            self.cli_session = event.session_id
             self.log.write("orchestrator", f"{self.adapter.type} session {event.session_id}")
+            session_id = event.session_id
+            try:
+                await self.writes.retry(
+                    "record_cli_session", lambda c: runs.record_cli_session(c, self.claim.run_id, session_id)
+                )
+            except Exception as exc:  # bookkeeping: the run goes on; its next run starts fresh
+                self._report_error("record_cli_session", exc)
+
+    async def _note_resume(self, resume: Any) -> None:
+        """Say in the run log whether the session is resumed; a fallback to a fresh session (its files
+        are gone) is audited too (``run.session_resume_failed``)."""
+        if resume.resumed:
+            self.log.write(
+                "orchestrator", f"resuming {self.adapter.type} session {resume.session_id} ({resume.why})"
+            )
+            return
+        self.log.write(
+            "orchestrator",
+            f"cannot resume {self.adapter.type} session {resume.session_id} (its files are gone): "
+            "a fresh session with the full prompt",
+        )
+
+        async def work(c: Any) -> None:
+            await audit.record(
+                c,
+                actor=audit.SYSTEM_ACTOR,
+                action="run.session_resume_failed",
+                subject_type="run",
+                subject_id=self.claim.run_id,
+                company_id=self.claim.company_id,
+                payload={
+                    "taskId": str(self.claim.task_id),
+                    "sessionId": resume.session_id,
+                    "reason": resume.why,
+                    "fallback": "fresh_session",
+                },
+            )
+
+        try:
+            await self.writes.retry("audit_resume_fallback", work)
+        except Exception as exc:
+            self._report_error("audit_resume_fallback", exc)
+
+    async def _keep_cli_state(self) -> None:
+        """A run that may be resumed (it ended waiting on an approval, or finished for review) leaves
+        its CLI HOME to the task's next run (``adapters.clis.state``)."""
+        from company_agents.adapters.clis import state as cli_state
+
+        if self.stream is None or self.workspace is None or self.cli_session is None:
+            return
+        if self.state.outcome not in ("complete", "approval"):
+            return
+        try:
+            kept = await asyncio.to_thread(
+                cli_state.save, self.settings, self.claim.task_id, self.workspace, self.cli_files
+            )
+        except OSError as exc:  # the next run starts a fresh session
+            self.log.write("orchestrator", f"could not keep the CLI state for the next run: {exc}")
+            return
+        if kept:
+            self.log.write("orchestrator", f"kept the {self.adapter.type} state for the task's next run")
 
     async def _outcome_from_tools(self) -> None:
         """An agent CLI ends its run through our MCP tools (mark_complete…), not its stdout: the run's

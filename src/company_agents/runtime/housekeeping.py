@@ -1,5 +1,6 @@
-"""Housekeeping inside ``up``, every ``housekeeping_interval_seconds``: workspace retention, and the
-approval expiry sweep (an approval nobody answered in time is expired, which counts as denied)."""
+"""Housekeeping inside ``up``, every ``housekeeping_interval_seconds``: workspace retention, the agent
+CLIs' saved state of ended tasks (``adapters.clis.state``), and the approval expiry sweep (an approval
+nobody answered in time is expired, which counts as denied)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ log = logging.getLogger(__name__)
 
 
 async def run_housekeeping(settings: Settings, db: Database, *, stop: asyncio.Event) -> None:
+    from company_agents.adapters.clis import state as cli_state
     from company_agents.workspaces import housekeeping_once
 
     async def step() -> None:
         async with db.autocommit() as conn:
             removed = await housekeeping_once(settings, conn)
+            states = await cli_state.sweep(settings, conn)
         if removed:
             log.info("removed %d expired workspaces", removed, extra={"action": "workspaces_removed"})
+        if states:
+            log.info(
+                "removed the CLI state of %d ended tasks", states, extra={"action": "cli_states_removed"}
+            )
         await expire_approvals(db)
 
     await run_loop("housekeeping", step, interval=settings.housekeeping_interval_seconds, stop=stop)

@@ -9,6 +9,7 @@ MCP connection). Secrets never go into argv: keys and the MCP bearer travel in t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,11 @@ from company_agents.adapters.config import AdapterConfig
 from company_agents.costs.ledger import NewCost
 
 MCP_SERVER_NAME = "ca"  # our server's name in every CLI's config: tools are mcp__ca__*, mcp_ca_*
+
+
+def safe_session_id(session_id: str) -> bool:
+    """A session id as the CLIs mint them (a UUID): never a path or a glob pattern."""
+    return re.fullmatch(r"[A-Za-z0-9-]{8,80}", session_id) is not None
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class LaunchContext:
     api_key: str | None  # the provider key (from the secret store), None: the CLI's own login
     base_url: str | None  # the provider endpoint to hand on (a proxy, a gateway, a test's server)
     environ: dict[str, str]  # the orchestrator's environment, for the adapter's *_BIN/*_MODEL knobs
+    # The CLI session this run resumes (its files restored into ``home``), ``prompt`` then being what to
+    # tell it now (the approval's answer, the reviewer's feedback); None: a fresh session.
+    resume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,3 +96,8 @@ class CliDriver(Protocol):
     def parser(self, model: str | None) -> StreamParser: ...
 
     def version_argv(self, binary: str) -> list[str]: ...
+
+    def can_resume(self, home: Path, session_id: str, workspace: Path) -> bool:
+        """Whether the session's files are in ``home`` (restored from the task's previous run), made
+        ready for a run in ``workspace`` (a new path each run); False: start a fresh session."""
+        ...

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from company_agents.adapters.clis.base import MCP_SERVER_NAME, CliEvent, LaunchContext, LaunchPlan
+from company_agents.adapters.clis.base import (
+    MCP_SERVER_NAME,
+    CliEvent,
+    LaunchContext,
+    LaunchPlan,
+    safe_session_id,
+)
 from company_agents.costs.ledger import Amounts, NewCost, Usage
 
 MCP_CONFIG = ".run/cli/claude-mcp.json"
@@ -88,8 +95,11 @@ class ClaudeCode:
             str(adapter.max_turns or 50),
             "--append-system-prompt",
             ctx.system_prompt,
-            "--no-session-persistence",
         ]
+        # The session is kept (CLAUDE_CONFIG_DIR/projects/…/<id>.jsonl): a later run of the task may
+        # resume it (docs/adapters.md §Sessions).
+        if ctx.resume:
+            argv += ["--resume", ctx.resume]
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += adapter.extra_args
@@ -111,6 +121,11 @@ class ClaudeCode:
         if ctx.base_url:
             env[self.base_url_env] = ctx.base_url
         return LaunchPlan(argv=argv, env=env, files={MCP_CONFIG: json.dumps(mcp)})
+
+    def can_resume(self, home: Path, session_id: str, workspace: Path) -> bool:  # noqa: ARG002
+        # Claude finds a session of another project dir (the previous run's workspace) by its id.
+        projects = home / ".claude" / "projects"
+        return safe_session_id(session_id) and any(projects.glob(f"*/{session_id}.jsonl"))
 
     def parser(self, model: str | None) -> ClaudeStream:
         return ClaudeStream(default_model=model or self.default_model)

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from company_agents.adapters.clis.base import MCP_SERVER_NAME, CliEvent, LaunchContext, LaunchPlan
+from company_agents.adapters.clis.base import (
+    MCP_SERVER_NAME,
+    CliEvent,
+    LaunchContext,
+    LaunchPlan,
+    safe_session_id,
+)
 from company_agents.costs.ledger import Amounts, NewCost, Usage
 from company_agents.isolation.launch import AGENT_HOME
 
@@ -72,22 +79,41 @@ class Codex:
                 "",
             ]
         )
-        argv = [
-            binary,
-            "exec",
-            "--json",
-            "--skip-git-repo-check",
-            "--ephemeral",
-            "-s",
-            adapter.sandbox or "workspace-write",
-        ]
+        sandbox = adapter.sandbox or "workspace-write"
+        # Not --ephemeral: the rollout ($CODEX_HOME/sessions/…) is what a later run resumes.
+        if ctx.resume:
+            # `exec resume` has no --sandbox flag: the same mode through its config key.
+            argv = [
+                binary,
+                "exec",
+                "resume",
+                "--json",
+                "--skip-git-repo-check",
+                "-c",
+                f"sandbox_mode={_toml(sandbox)}",
+            ]
+        else:
+            argv = [binary, "exec", "--json", "--skip-git-repo-check", "-s", sandbox]
         if ctx.model:
             argv += ["-m", ctx.model]
-        argv += [*adapter.extra_args, "--", ctx.prompt]
+        argv += [*adapter.extra_args, "--"]
+        if ctx.resume:
+            argv.append(ctx.resume)
+        argv.append(ctx.prompt)
         env = {"CODEX_HOME": str(ctx.home / CODEX_DIR)}
         if ctx.api_key is not None:
             env[self.key_env] = ctx.api_key
         return LaunchPlan(argv=argv, env=env, files={f"{AGENT_HOME}/{CODEX_DIR}/config.toml": config})
+
+    def can_resume(self, home: Path, session_id: str, workspace: Path) -> bool:  # noqa: ARG002
+        sessions = home / CODEX_DIR / "sessions"
+        if not (safe_session_id(session_id) and any(sessions.glob(f"**/rollout-*-{session_id}.jsonl"))):
+            return False
+        # Its thread index (state_N.sqlite) holds the rollout's absolute path in the previous run's
+        # workspace, gone by now ("no rollout found"); without the index Codex finds the rollout by id.
+        for index in (home / CODEX_DIR).glob("state_*.sqlite*"):
+            index.unlink(missing_ok=True)
+        return True
 
     def parser(self, model: str | None) -> CodexStream:
         return CodexStream(model=model or self.default_model)

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from company_agents.adapters.clis.base import MCP_SERVER_NAME, CliEvent, LaunchContext, LaunchPlan
+from company_agents.adapters.clis.base import (
+    MCP_SERVER_NAME,
+    CliEvent,
+    LaunchContext,
+    LaunchPlan,
+    safe_session_id,
+)
 from company_agents.costs.ledger import Amounts, NewCost, Usage
 from company_agents.isolation.launch import AGENT_HOME
 
@@ -52,11 +59,13 @@ class GeminiCli:
         if ctx.api_key is not None:
             # GOOGLE_GEMINI_BASE_URL alone selects an auth type the CLI then refuses (rc 41).
             settings["security"] = {"auth": {"selectedType": "gemini-api-key"}}
+        # No flag appends to its system prompt (GEMINI_SYSTEM_MD replaces it): the role comes first, and
+        # a resumed session has it already.
+        prompt = ctx.prompt if ctx.resume else f"{ctx.system_prompt}\n\n---\n\n{ctx.prompt}"
         argv = [
             binary,
             "-p",
-            # No flag appends to its system prompt (GEMINI_SYSTEM_MD replaces it): the role comes first.
-            f"{ctx.system_prompt}\n\n---\n\n{ctx.prompt}",
+            prompt,
             "--output-format",
             "stream-json",
             "--skip-trust",
@@ -65,6 +74,8 @@ class GeminiCli:
         ]
         if ctx.model:
             argv += ["-m", ctx.model]  # also skips the router request of the default `auto`
+        if ctx.resume:
+            argv += ["--resume", ctx.resume]
         argv += ctx.adapter.extra_args
         env = {
             "GEMINI_CLI_HOME": str(ctx.home),
@@ -76,6 +87,38 @@ class GeminiCli:
         if ctx.base_url:
             env[self.base_url_env] = ctx.base_url
         return LaunchPlan(argv=argv, env=env, files={SETTINGS: json.dumps(settings)})
+
+    def can_resume(self, home: Path, session_id: str, workspace: Path) -> bool:
+        """Gemini keeps sessions per project (``projects.json`` maps a directory to its name) and looks
+        only in the current one's: the previous run's project is mapped to this run's workspace."""
+        if not safe_session_id(session_id):
+            return False
+        gemini = home / ".gemini"
+        for chat in gemini.glob(f"tmp/*/chats/session-*-{session_id[:8]}.jsonl"):
+            with chat.open() as fh:
+                first = fh.readline()
+            try:
+                header = json.loads(first)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(header, dict) or header.get("sessionId") != session_id:
+                continue
+            project = chat.parent.parent.name
+            registry = gemini / "projects.json"
+            try:
+                known = json.loads(registry.read_text())
+            except (OSError, json.JSONDecodeError):
+                known = {}
+            projects = _dict(known.get("projects") if isinstance(known, dict) else None)
+            projects = {k: v for k, v in projects.items() if v != project}
+            projects[str(workspace)] = project
+            registry.write_text(json.dumps({"projects": projects}, indent=2))
+            for kind in ("tmp", "history"):
+                marker = gemini / kind / project / ".project_root"
+                if marker.parent.is_dir():
+                    marker.write_text(str(workspace))
+            return True
+        return False
 
     def parser(self, model: str | None) -> GeminiStream:
         return GeminiStream(model=model or self.default_model)

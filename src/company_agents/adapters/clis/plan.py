@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,16 @@ from company_agents.adapters.clis.registry import driver_for
 from company_agents.adapters.config import AdapterConfig
 from company_agents.errors import ConfigError
 from company_agents.isolation.launch import AGENT_HOME
+
+
+@dataclass
+class Resume:
+    """A session the run should resume, and what to tell it (``clis.prompt.resume_prompt``)."""
+
+    session_id: str
+    prompt: str
+    why: str  # approval | feedback
+    resumed: bool = False  # set by plan_run: the session's files were there
 
 
 def key_env(adapter: AdapterConfig, driver: CliDriver | None = None) -> str:
@@ -45,9 +55,12 @@ def plan_run(
     secret_env: dict[str, str],
     environ: dict[str, str] | None = None,
     base_url: str | None = None,
+    resume: Resume | None = None,
 ) -> tuple[CliDriver, str, LaunchPlan]:
     """The driver, the model and the launch plan; the plan's files are written (0600) into the workspace.
-    ``base_url``: the endpoint handed on instead of the provider's (the model gateway's)."""
+    ``base_url``: the endpoint handed on instead of the provider's (the model gateway's). ``resume``: the
+    session to go on with, if its files are in the workspace's HOME (``resume.resumed`` says whether it
+    is; else a fresh session gets the full prompt)."""
     source = dict(os.environ if environ is None else environ)
     driver = driver_for(adapter.type)
     binary, where = find_binary(adapter.type, adapter.binary, driver.bin_env, source)
@@ -58,11 +71,15 @@ def plan_run(
         )
     model = choose_model(adapter, agent.get("model"), source)
     extra = list(adapter.extra_args) + shlex.split(source.get(driver.extra_args_env, ""))
+    home = workspace / AGENT_HOME
+    if resume is not None:
+        resume.resumed = driver.can_resume(home, resume.session_id, workspace)
+    resumed = resume is not None and resume.resumed
     ctx = LaunchContext(
         adapter=replace(adapter, extra_args=tuple(extra)),
         workspace=workspace,
-        home=workspace / AGENT_HOME,
-        prompt=task_prompt(task),
+        home=home,
+        prompt=resume.prompt if resume is not None and resumed else task_prompt(task),
         system_prompt=system_prompt(workspace),
         model=model,
         mcp_url=mcp_url,
@@ -70,6 +87,7 @@ def plan_run(
         api_key=secret_env.get(key_env(adapter, driver)),
         base_url=base_url or provider_url(adapter, source),
         environ=source,
+        resume=resume.session_id if resume is not None and resumed else None,
     )
     plan = driver.launch(ctx, binary)
     for relative, content in plan.files.items():

@@ -78,6 +78,9 @@ runs = Table(
     Column("agent_pgid", Integer, nullable=True),
     Column("agent_started_at", DateTime(timezone=True), nullable=True),
     Column("isolation", Text, nullable=True),
+    # An agent CLI's own session id (Claude's session_id, Codex's thread_id, Gemini's session_id): the
+    # next run of the task resumes it after an approval or a rejection (docs/adapters.md §Sessions).
+    Column("cli_session", Text, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("task_id", "attempt"),
