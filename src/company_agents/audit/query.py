@@ -147,47 +147,6 @@ async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator
         yield dict(row)
 
 
-# The activity search's keys (``agent:ada category:approval since:7d``), each one an AuditFilter field.
-SEARCH_KEYS = ("agent", "actor", "category", "action", "subject", "task", "since", "until")
-
-
-def parse_search(text: str) -> dict[str, str]:
-    """``key:value`` words into their keys (the last of a key wins); anything else is refused, so a
-    typo never silently widens the search."""
-    keys: dict[str, str] = {}
-    for word in text.split():
-        key, sep, value = word.partition(":")
-        if not sep or not value or key.lower() not in SEARCH_KEYS:
-            raise InvalidInput(
-                f"cannot read {word!r}: search with key:value words, keys {', '.join(SEARCH_KEYS)}",
-                field="q",
-            )
-        keys[key.lower()] = value
-    return keys
-
-
-async def search_filter(conn: AsyncConnection, company_id: UUID, text: str) -> AuditFilter:
-    """The filter a search box's text means within one company; ``agent:`` takes the agent's name
-    (or id), as the dashboard shows it, and finds its actor (``agent:<id>``)."""
-    from company_agents.agents import get_agent
-
-    keys = parse_search(text)
-    actor = keys.get("actor")
-    if "agent" in keys:
-        actor = f"agent:{(await get_agent(conn, company_id, keys['agent']))['id']}"
-    subject = keys.get("subject")
-    if "task" in keys:
-        subject = f"task:{keys['task']}"
-    return AuditFilter(
-        company_id=company_id,
-        actor=actor,
-        action=keys.get("action") or keys.get("category"),
-        subject=subject,
-        since=parse_when(keys["since"]) if "since" in keys else None,
-        until=parse_when(keys["until"]) if "until" in keys else None,
-    )
-
-
 def event_public(row: dict[str, Any]) -> dict[str, Any]:
     """An event as the CLI and exports show it (snake_case; the CLI camelCases keys, not the payload)."""
     return {

@@ -34,7 +34,7 @@ async def activity_page(
 
     async with db_of(request).engine.connect() as conn:
         scope = await company_scope(conn, slug)
-        filt = await audit_query.search_filter(conn, scope["company"]["id"], q)
+        filt = await audit_query.search_filter(conn, scope["company"]["id"], audit_query.parse_search(q))
         rows = await audit_query.list_events(conn, filt, limit=ACTIVITY_PAGE + 1, before=before)
         agents = await list_agents(conn, company=str(scope["company"]["id"]), include_retired=True)
     events, more = rows[:ACTIVITY_PAGE], len(rows) > ACTIVITY_PAGE
@@ -64,7 +64,7 @@ async def export(
     # page rather than a broken download.
     async with db.engine.connect() as conn:
         company = await get_company(conn, slug)
-        filt = await audit_query.search_filter(conn, company["id"], q)
+        filt = await audit_query.search_filter(conn, company["id"], audit_query.parse_search(q))
 
     async def lines() -> AsyncIterator[str]:
         if fmt == "csv":

@@ -1,8 +1,8 @@
 """Runs record the agent CLI's session id (``runs.cli_session``), so the next run of the task can resume
 that session after an approval or a rejection with feedback (docs/adapters.md §Sessions).
 
-Revision ID: 0021
-Revises: 0019
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-04
 Kind: expand (a nullable column)
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0019"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
