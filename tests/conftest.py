@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import sys
 import time
@@ -37,6 +38,7 @@ import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from company_agents.db.database import libpq_url
 from company_agents.db.embedded import EmbeddedServer, _pgserver, heal
@@ -182,6 +184,9 @@ class PgServer:
     admin_url: str
     template: str
     created: list[str]
+    # A server this run started (and deletes at the end) or one it only borrows (the machine's
+    # PostgreSQL), where each test's database is dropped when the test ends.
+    owned: bool = True
 
     def create_database(self, prefix: str = "t") -> str:
         name = f"ca_{prefix}_{uuid.uuid4().hex[:12]}"
@@ -201,13 +206,20 @@ class PgServer:
         self.created.append(name)
         return _with_database(self.admin_url, name)
 
+    def drop(self, url: str) -> None:
+        """Drop one test's database now (``db_url`` on a server the run does not own)."""
+        name = conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self.created.remove(name)
+
     def drop_all(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in [*self.created, self.template]:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _prepare(name: str, admin_url: str) -> PgServer:
+def _prepare(name: str, admin_url: str, *, owned: bool = True) -> PgServer:
     template = f"ca_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
@@ -219,7 +231,7 @@ def _prepare(name: str, admin_url: str) -> PgServer:
     engine = create_engine(sqlalchemy_url(_with_database(admin_url, template)), poolclass=NullPool)
     upgrade(engine)
     engine.dispose()
-    return PgServer(name=name, admin_url=admin_url, template=template, created=[])
+    return PgServer(name=name, admin_url=admin_url, template=template, created=[], owned=owned)
 
 
 @pytest.fixture(scope="session")
@@ -236,8 +248,11 @@ def embedded_pg(pg_root: Path) -> Iterator[PgServer]:
     try:
         yield pg
     finally:
-        pg.drop_all()
+        # The run's own server: stopped and deleted whole. Dropping its hundreds of databases one by
+        # one (each DROP DATABASE forces a checkpoint) took minutes on a loaded machine, counted
+        # against the last test's timeout.
         server.release()
+        shutil.rmtree(pg_root / "embedded", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -248,13 +263,15 @@ def external_pg(pg_root: Path) -> Iterator[PgServer]:
         server = EmbeddedServer(pg_root / "external" / "db")
         server.start()
         url = libpq_url(server.uri("postgres"))
-    pg = _prepare("external", url)
+    pg = _prepare("external", url, owned=server is not None)
     try:
         yield pg
     finally:
-        pg.drop_all()
-        if server is not None:
+        if server is None:
+            pg.drop_all()  # the machine's server outlives the run: leave nothing of ours in it
+        else:
             server.release()
+            shutil.rmtree(pg_root / "external", ignore_errors=True)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -265,9 +282,12 @@ def pg(request: pytest.FixtureRequest) -> PgServer:
 
 
 @pytest.fixture
-def db_url(pg: PgServer) -> str:
+def db_url(pg: PgServer) -> Iterator[str]:
     """A fresh, migrated database of its own for this test."""
-    return pg.create_database()
+    url = pg.create_database()
+    yield url
+    if not pg.owned:
+        pg.drop(url)
 
 
 @pytest.fixture
