@@ -20,7 +20,7 @@ from company_agents.cli.settings import settings_from
 from company_agents.errors import InvalidInput
 
 team_app = typer.Typer(help="Teams: create, list.", no_args_is_help=True)
-agent_app = typer.Typer(help="Agents: hire, list, show, pause, resume, retire.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents: hire, list, show, update, pause, resume, retire.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
 CompanyOpt = Annotated[str, typer.Option("--company", help=id_help("company", slug=True))]
@@ -281,6 +281,68 @@ def agent_show(
             ("retired", local_time(public["retired_at"]) or "no"),
         ]
     )
+
+
+@agent_app.command("update")
+def agent_update(
+    ctx: typer.Context,
+    company: CompanyOpt,
+    agent: Annotated[str, id_argument("agent", named=True)],
+    name: Annotated[str | None, typer.Option("--name", help="A new name, unique in the company.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="What the agent does.")] = None,
+    team: Annotated[str | None, typer.Option(help=id_help("team", "Move to team", named=True))] = None,
+    no_team: Annotated[bool, typer.Option("--no-team", help="Take it out of its team.")] = False,
+    budget: Annotated[Decimal | None, typer.Option(help="Budget in USD; at most the team's.")] = None,
+    no_budget: Annotated[bool, typer.Option("--no-budget", help="Remove its own budget.")] = False,
+    task_budget: Annotated[
+        Decimal | None, typer.Option("--task-budget", help="Budget in USD of each task it runs.")
+    ] = None,
+    no_task_budget: Annotated[
+        bool, typer.Option("--no-task-budget", help="Remove its per-task budget.")
+    ] = False,
+    max_concurrent_tasks: Annotated[int | None, typer.Option(help="Tasks held at once.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model the agent uses.")] = None,
+    approvals: Annotated[
+        str | None, typer.Option("--approvals", help="Approval policy, as for `agent hire`.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change an agent that is not retired (as PATCH /v1/companies/{company}/agents/{agent} does)."""
+    from company_agents import agents
+    from company_agents.cli.context import run_in_transaction
+
+    for given, cleared, option in (
+        (team, no_team, "team"),
+        (budget, no_budget, "budget"),
+        (task_budget, no_task_budget, "task-budget"),
+    ):
+        if given is not None and cleared:
+            raise InvalidInput(f"give --{option} or --no-{option}, not both", field=option)
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "name": name,
+            "role": role,
+            "team": team,
+            "budget_usd": budget,
+            "task_budget_usd": task_budget,
+            "max_concurrent_tasks": max_concurrent_tasks,
+            "model": model,
+            "approvals": approvals,
+        }.items()
+        if v is not None
+    }
+    for cleared, key in ((no_team, "team"), (no_budget, "budget_usd"), (no_task_budget, "task_budget_usd")):
+        if cleared:
+            changes[key] = None
+    row = run_in_transaction(
+        settings_from(ctx),
+        lambda conn: agents.update_agent(conn, company=company, agent=agent, changes=changes),
+    )
+    if json_out:
+        print_json(agent_json(row))
+    else:
+        print(f"updated {row['name']} ({row['id']})")
 
 
 def _status_command(move: str, doc: str) -> None:

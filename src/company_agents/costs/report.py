@@ -147,7 +147,7 @@ async def list_entries(
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` entries of ``target`` in ``win`` (older than the ``(created_at, id)`` key
     ``before``: a keyset page, ``pagination``)."""
-    if not 1 <= limit <= 10_001:
+    if not 1 <= limit <= 10_000:
         raise InvalidInput("limit must be between 1 and 10000", field="limit")
     params = _params(target, win, kind=kind, unpriced=unpriced, limit=limit)
     if before is not None:

@@ -202,3 +202,16 @@ async def test_new_routes_scopes_and_other_company(api: Api) -> None:
     comments = f"/v1/tasks/{other_task}/comments"
     assert (await api.call("GET", comments, reader)).status_code == 200
     assert (await api.call("GET", comments, scoped)).status_code == 404
+
+
+async def test_assigning_a_handed_off_task_keeps_it_handed_off_until_requeued(api: Api) -> None:
+    w = await _world(api)
+    token = await api.token("write")
+    async with api.db.engine.begin() as conn:
+        # As a run's hand-off leaves it (the state machine allows it only from an attempt).
+        await conn.execute(text("UPDATE tasks SET status = 'handoff' WHERE id = :t"), {"t": w["task"]["id"]})
+    assigned = await api.call("POST", f"/v1/tasks/{w['task']['id']}/assign", token, json={"agent": "ada"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["data"]["status"] == "handoff"
+    requeued = (await api.call("POST", f"/v1/tasks/{w['task']['id']}/requeue", token)).json()["data"]
+    assert requeued["status"] == "queued" and requeued["assignedAgentId"] == str(w["ada"]["id"])

@@ -124,6 +124,17 @@ async def test_cli_and_api_agree_on_comments_assignment_and_a_patched_agent(
     assert patched.status_code == 200, patched.text
     shown = ok_json(env, "agent", "show", "ada", "--company", "acme", "--json")
     assert shown == patched.json()["data"]
+    updated = ok_json(
+        env, "agent", "update", "ada", "--company", "acme", "--name", "ada2", "--no-budget", "--json"
+    )
+    assert updated["name"] == "ada2" and updated["budgetUsd"] is None and updated["role"] == "lead"
+    from_api = (await _get(url, tmp_path, token, "/v1/companies/acme/agents/ada2")).json()["data"]
+    assert updated == from_api
+    clash = subprocess.run(
+        [*CLI, "agent", "update", "ada2", "--company", "acme", "--team", "x", "--no-team"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert clash.returncode != 0 and "not both" in clash.stderr
 
 
 async def test_cli_and_api_agree_on_approval_rules_and_a_commented_approval(

@@ -36,12 +36,21 @@ def _reads(w: dict[str, Any], slug: str, task: dict[str, Any], agent: str) -> li
         f"/v1/companies/{slug}/overview",
         f"/v1/tasks/{task['id']}",
         f"/v1/tasks/{task['id']}/runs",
+        f"/v1/tasks/{task['id']}/comments",
+        f"/v1/companies/{slug}/approval-rules",
+        f"/v1/companies/{slug}/costs/entries",
+        f"/v1/companies/{slug}/costs/forecast",
+        f"/v1/companies/{slug}/costs/export",
     ]
 
 
 def _writes(slug: str, task: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
+    agent = "ada" if slug == "acme" else "bob"
     return [
         ("PATCH", f"/v1/companies/{slug}", {"description": "changed"}),
+        ("PATCH", f"/v1/companies/{slug}/agents/{agent}", {"role": "changed"}),
+        ("POST", f"/v1/tasks/{task['id']}/assign", {"agent": agent}),
+        ("POST", f"/v1/tasks/{task['id']}/comments", {"body": "a note"}),
         ("POST", f"/v1/companies/{slug}/teams", {"name": f"Team {slug}"}),
         ("POST", f"/v1/companies/{slug}/tasks", {"title": "New"}),
         ("POST", f"/v1/tasks/{task['id']}/cancel", None),
