@@ -29,3 +29,25 @@ def test_bars_scale_to_the_largest_and_escape_names() -> None:
 def test_tokens_sum_an_object_or_read_a_number() -> None:
     assert charts.tokens({"input": 204, "output": 12, "cacheRead": 0}) == 216
     assert charts.tokens(7) == 7
+
+
+def test_the_org_chart_nests_reports_draws_lines_and_survives_a_cycle() -> None:
+    teams = [{"id": "t1", "name": "<Eng>"}]
+    agents = [
+        {"id": "a", "name": "ada", "team_id": "t1", "reports_to": None, "status": "idle"},
+        {"id": "b", "name": "bob", "team_id": "t1", "reports_to": "a", "status": "paused"},
+        {"id": "c", "name": "cy", "team_id": None, "reports_to": "a", "status": "idle"},
+        # A cycle has no root: both still show, at the top level.
+        {"id": "x", "name": "xi", "team_id": None, "reports_to": "y", "status": "idle"},
+        {"id": "y", "name": "yo", "team_id": None, "reports_to": "x", "status": "idle"},
+    ]
+    svg = charts.org_chart(teams, agents, link="/c/acme/agents")
+    assert "&lt;Eng&gt;" in svg and ">No team<" in svg
+    assert 'aria-label="Org chart: 2 teams, 5 agents"' in svg
+    assert all(f'data-agent="{n}"' in svg for n in ("ada", "bob", "cy", "xi", "yo"))
+    assert svg.count('class="reports"') == 4  # bob, cy, and the cycle's two
+    assert 'href="/c/acme/agents/bob"' in svg and "style" not in svg
+    # bob sits indented under ada: one indent step to the right of ada's box.
+    ada_x = float(svg.split('data-agent="ada"')[1].split('x="')[1].split('"')[0])
+    bob_x = float(svg.split('data-agent="bob"')[1].split('x="')[1].split('"')[0])
+    assert bob_x == ada_x + charts.ORG_INDENT

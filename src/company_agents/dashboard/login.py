@@ -2,8 +2,9 @@
 password, checked against its scrypt hash in the home, buys the session cookie.
 
 The session is the process's access secret in the same HttpOnly, SameSite=Strict cookie the access
-link sets, so the guard has one thing to check; it ends when the process does. A wrong password waits
-a second before the answer, so guessing is slow (scrypt makes each try costly for us as well).
+link sets, so the guard has one thing to check; it ends when the process does. Passwords are checked
+one at a time and a wrong one waits a second before the answer, so guessing runs at about one try a
+second however many requests arrive at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ router = APIRouter()
 WRONG_PASSWORD_DELAY_SECONDS = 1.0
 
 
+def attempts(request: Request) -> asyncio.Lock:
+    lock = getattr(request.app.state, "login_lock", None)
+    if lock is None:
+        lock = request.app.state.login_lock = asyncio.Lock()
+    return lock
+
+
 @router.get(LOGIN_PATH, response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", company=None, wrong=False)
@@ -32,9 +40,13 @@ async def log_in(request: Request) -> Response:
     from company_agents.dashboard.password import check_password
 
     form = await form_of(request)
-    ok = await run_in_threadpool(check_password, form.get("password", ""), request.app.state.password_hash)
+    # One check at a time, the wait for a wrong one included: guesses cannot run in parallel.
+    async with attempts(request):
+        stored = request.app.state.password_hash
+        ok = await run_in_threadpool(check_password, form.get("password", ""), stored)
+        if not ok:
+            await asyncio.sleep(WRONG_PASSWORD_DELAY_SECONDS)
     if not ok:
-        await asyncio.sleep(WRONG_PASSWORD_DELAY_SECONDS)
         return render(request, "login.html", status=401, company=None, wrong=True)
     response = RedirectResponse("/", status_code=303)
     response.headers["set-cookie"] = access_cookie(request.app.state.access_token)

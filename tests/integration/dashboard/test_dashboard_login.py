@@ -3,6 +3,8 @@ session cookie (HttpOnly, SameSite=Strict), and every other request refused with
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,19 @@ async def test_loopback_stays_password_free_and_has_no_login_page(db_url: str, t
         assert (await client.get("/")).status_code == 200
         assert (await client.get("/login")).status_code == 404
     await db.dispose()
+
+
+async def test_guesses_are_checked_one_at_a_time(lan: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from company_agents.dashboard import login
+
+    app, client = lan
+    monkeypatch.setattr(login, "WRONG_PASSWORD_DELAY_SECONDS", 0.3)
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(
+            client.post("/login", data={"password": f"guess{i}", "csrf_token": app.state.csrf_token})
+            for i in range(3)
+        )
+    )
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert time.monotonic() - started >= 0.9  # three waits in a row, not side by side
