@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.orchestrator import Orchestrator, add_task, cli, query, wait_for
-from tests.acceptance.test_agent_clis import MODELS, hire, status
+from tests.acceptance.test_agent_clis import KEY, MODELS, hire, status
 from tests.conftest import PgServer
 from tests.fakes.agent_clis import cli_binary
 from tests.fakes.model_server import CALL_ID_PREFIX, ModelServer, Script
@@ -102,9 +102,12 @@ def test_the_run_after_a_reject_resumes_the_cli_session_with_the_feedback(
         assert session, "the first run records the CLI's session id"
         state = home / "cli-state" / task_id / "home"
         assert state.is_dir(), "the task's CLI state is kept for its next run"
-        if kind == "gemini-cli":
-            # The run's settings held its bearer token: not kept with the state.
-            assert not (state / ".gemini" / "settings.json").exists()
+        # Neither the provider's key nor the run's bearer token is kept (Gemini's settings.json held
+        # the token: it is not kept with the state).
+        for path in state.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                assert KEY.encode() not in data and b"ca_lease_" not in data, path
         cli(env, "task", "reject", task_id, "--feedback", FEEDBACK)
         wait_for(lambda: status(db_url, task_id) == "review", timeout=90, what="review by the resumed run")
         wait_for(lambda: _ended(home, runs_of(db_url, task_id)[-1]), what="the second run's end")
