@@ -117,15 +117,18 @@ def test_the_run_after_a_reject_resumes_the_cli_session_with_the_feedback(
     assert (second[1], second[2], second[3]) == (2, "succeeded", "complete")
     assert second[4] == session  # the same session, resumed
     resumed = [r for r in _conversation_requests(kind, model) if r in model.model_requests()[seen:]]
-    assert resumed, "the resumed run asked the model"
-    opening = json.dumps(_turns(kind, resumed[0].body))
-    # The previous run's conversation (its call of our tool with the scripted output, and the model's
-    # final words) and, after it, the reviewer's feedback.
-    assert "hello from the fake model" in opening and "FINAL: the task is complete." in opening
-    if kind != "gemini-cli":  # Gemini's function calls carry no id
-        assert f"{CALL_ID_PREFIX}_" in opening
-    assert FEEDBACK in opening
-    assert opening.index("FINAL: the task is complete.") < opening.index(FEEDBACK)
+    # Its call of our tool, then the request with the tool's result.
+    assert len(resumed) >= 2, "the resumed run asked the model twice"
+    for request in resumed:
+        turns = json.dumps(_turns(kind, request.body))
+        # The previous run's conversation (its call of our tool with the scripted output, and the
+        # model's final words) and, after it, the reviewer's feedback.
+        assert "hello from the fake model" in turns and "FINAL: the task is complete." in turns
+        if kind != "gemini-cli":  # Gemini's function calls carry no id
+            assert f"{CALL_ID_PREFIX}_" in turns
+        assert FEEDBACK in turns
+        assert turns.index("FINAL: the task is complete.") < turns.index(FEEDBACK)
+    assert cli(env, "run", "show", str(second[0]))["cliSession"] == session
     log = (home / "logs" / "runs" / f"{second[0]}.log").read_text()
     assert f"resuming {kind} session {session} (feedback)" in log
 
