@@ -86,8 +86,12 @@ def _first_run_to_review(
     hire(env, kind, MODELS[kind])
     task_id = add_task(env, TITLE)
     orch = Orchestrator(env)
-    wait_for(lambda: status(db_url, task_id) == "review", timeout=90, what="review")
-    wait_for(lambda: _ended(home, runs_of(db_url, task_id)[0]), what="the first run's end")
+    try:
+        wait_for(lambda: status(db_url, task_id) == "review", timeout=90, what="review")
+        wait_for(lambda: _ended(home, runs_of(db_url, task_id)[0]), what="the first run's end")
+    except BaseException:
+        orch.terminate()  # the caller only takes it over on success
+        raise
     seen = len(model.model_requests())
     return task_id, orch, seen
 
