@@ -111,3 +111,24 @@ async def test_housekeeping_removes_the_cli_state_of_ended_tasks_only(
         assert await cli_state.sweep(settings, conn) == 2
     assert sorted(p.name for p in settings.cli_state_dir.iterdir()) == sorted([str(live["id"]), "not-a-task"])
     assert world.slug == "acme"
+
+
+async def test_a_succeeded_runs_workspace_is_not_due_while_its_cli_may_still_be_exiting(
+    engine: AsyncEngine,
+) -> None:
+    from company_agents.workspaces import expired_workspaces
+
+    world = await make_world(engine)
+    async with engine.begin() as conn:
+        await tasks.create_task(conn, company="acme", title="Write hello", agent="ada")
+    claim = await _claim(engine, world.agents["ada"]["id"])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE runs SET workspace_path = '/nowhere' WHERE id = :id"), {"id": claim.run_id}
+        )
+        # Ended over MCP (mark_complete) a moment ago: its CLI is still winding down in the workspace.
+        await leases.complete(conn, claim.identity(), fencing_token=claim.fencing_token, output={"ok": 1})
+    async with engine.connect() as conn:
+        assert await expired_workspaces(conn, retention_days=7, settle_seconds=60) == []
+        (due,) = await expired_workspaces(conn, retention_days=7, settle_seconds=0)
+    assert due["id"] == claim.run_id

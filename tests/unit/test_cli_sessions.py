@@ -5,7 +5,6 @@ task's CLI state kept between runs."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 from pathlib import Path
@@ -142,7 +141,9 @@ def _settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")
 
 
-def test_the_state_is_kept_without_the_bearer_files_or_sockets_and_restored(tmp_path: Path) -> None:
+def test_the_state_is_kept_without_the_bearer_files_or_sockets_and_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _settings(tmp_path)
     task_id = uuid4()
     first = tmp_path / "run1"
@@ -151,13 +152,12 @@ def test_the_state_is_kept_without_the_bearer_files_or_sockets_and_restored(tmp_
     (first / ".home" / ".gemini").mkdir()
     (first / ".home" / ".gemini" / "settings.json").write_text('{"headers": "Bearer ca_lease_x"}')
     sock = socket.socket(socket.AF_UNIX)
-    os.chdir(first / ".home")  # a socket path must be short
+    monkeypatch.chdir(first / ".home")  # a socket's path must be short: bound relative to here
     sock.bind("ipc.sock")
     try:
         assert cli_state.save(settings, task_id, first, [".home/.gemini/settings.json", ".run/cli/x.json"])
     finally:
         sock.close()
-        os.chdir(tmp_path)
     kept = cli_state.state_dir(settings, task_id)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700
     assert stat.S_IMODE(settings.cli_state_dir.stat().st_mode) == 0o700

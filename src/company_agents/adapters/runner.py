@@ -649,6 +649,9 @@ class AgentRun:
         state = self.state
         if self.route is not None:
             await self.route.drain()  # every answered model call is in the ledger before the run ends
+        # Before the run's last transition: parking it for an approval already answered re-queues the
+        # task at once, and its next run resumes from this state.
+        await self._keep_cli_state()
         if state.outcome is None and (self.stream is not None or self.adapter.is_remote):
             await self._outcome_from_tools()
         if state.outcome is None and not state.lost_lease:
@@ -712,7 +715,6 @@ class AgentRun:
                     await self._end_attempt(self._cli_failed_reason(why), "failed")
                 else:
                     await self._end_attempt(f"the agent crashed ({why})", "crash")
-        await self._keep_cli_state()
         if state.outcome == "complete" and self.workspace is not None and not self.keep:
             remove_workspace(self.workspace)
             try:
@@ -880,13 +882,12 @@ class AgentRun:
             self._report_error("audit_resume_fallback", exc)
 
     async def _keep_cli_state(self) -> None:
-        """A run that may be resumed (it ended waiting on an approval, or finished for review) leaves
-        its CLI HOME to the task's next run (``adapters.clis.state``)."""
+        """Once the CLI has exited, its HOME is left to the task's next run (``adapters.clis.state``),
+        which resumes the session if this run ends waiting on an approval or finishes for review (its
+        outcome is not known yet: a run that fails leaves a state nobody resumes, swept at the task's end)."""
         from company_agents.adapters.clis import state as cli_state
 
         if self.stream is None or self.workspace is None or self.cli_session is None:
-            return
-        if self.state.outcome not in ("complete", "approval"):
             return
         try:
             kept = await asyncio.to_thread(

@@ -51,6 +51,7 @@ def run_public(row: dict[str, Any]) -> dict[str, Any]:
         "workspace_deleted_at",
         "orchestrator_id",
         "isolation",
+        "cli_session",
         "started_at",
         "ended_at",
     )
@@ -175,6 +176,7 @@ def run_fields(data: dict[str, Any]) -> list[tuple[str, Any]]:
         ("workspace", workspace),
         ("log", data["log_path"] + ("" if data["log_exists"] else " (none yet)")),
         ("orchestrator", data["orchestrator_id"]),
+        ("cli session", data.get("cli_session")),  # resumed by the task's next run (docs/adapters.md)
     ]
     fields.extend(output_fields(data["output"]))
     return [(label, value) for label, value in fields if value not in ("", None)]
