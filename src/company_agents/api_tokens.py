@@ -118,8 +118,8 @@ async def create_token(
         company is not None
         and (await conn.execute(select(companies.c.id).where(companies.c.id == company))).first() is None
     ):
-        # Refused here, not by the foreign key: a scope naming no company is bad input, not a crash.
-        raise InvalidInput(f"no company {company} for the scope company:{company}", field="scopes")
+        # Answered here, not by the foreign key (a crash): the company a scope names does not exist.
+        raise NotFound(f"no company {company} for the scope company:{company}", company=str(company))
     token = new_api_token(env)
     row = (
         (

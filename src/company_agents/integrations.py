@@ -32,8 +32,12 @@ def credential_secret_name(name: str) -> str:
 
 
 def _check_config(config: Any, path: str = "config") -> None:
+    if isinstance(config, str) and "\x00" in config:
+        raise InvalidInput(f"{path} holds a NUL character, which JSON in the database cannot", field=path)
     if isinstance(config, dict):
         for key, value in config.items():
+            if "\x00" in str(key):
+                raise InvalidInput(f"a key of {path} holds a NUL character", field=path)
             if SECRETISH_KEY.search(str(key)):
                 raise InvalidInput(
                     f"{path}.{key} looks like a credential: store it with --credential-stdin or --secret",

@@ -91,7 +91,10 @@ def check_name(name: str) -> str:
 def _check_value(value: str) -> bytes:
     if not value:
         raise InvalidInput("a secret value must not be empty", field="value")
-    return value.encode()
+    try:
+        return value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not text any program could use
+        raise InvalidInput("a secret value must be valid Unicode text", field="value") from None
 
 
 async def _lock_for_write(conn: AsyncConnection, master_key: MasterKey) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Request
 
-# Between the 1 and 5 seconds the product promises (docs/api.md#dashboard-read-models).
+# Between the 1 and 5 seconds the product promises (docs/api.md#resources).
 DEFAULT_TTL = 2.0
 DEFAULT_MAX_ENTRIES = 512
 

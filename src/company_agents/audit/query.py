@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from company_agents.audit.seal import EVENT_COLUMNS
@@ -29,7 +29,10 @@ def parse_when(value: str, *, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = _RELATIVE.match(text)
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:
+            raise InvalidInput(f"{value!r} reaches before year 1", field="since/until") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -68,9 +71,13 @@ class AuditFilter:
     subject: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Terms that cannot all hold (a search for two different agents' events): no event matches.
+    nothing: bool = False
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         t = audit_events.c
+        if self.nothing:
+            return query.where(false())
         if self.company_id is not None:
             query = query.where(t.company_id == self.company_id)
         if self.actor:
@@ -116,28 +123,6 @@ async def get_event(conn: AsyncConnection, event_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no activity event {event_id}", event=event_id)
     return dict(row)
-
-
-# The activity log's search keys (``agent:ada category:approval since:7d``), as ``q`` takes them.
-SEARCH_KEYS = ("actor", "agent", "category", "action", "subject", "task", "run", "since", "until")
-
-
-def parse_search(q: str) -> dict[str, str]:
-    """``key:value`` terms separated by spaces into a dict; ``InvalidInput`` for an unknown key, a term
-    without a key or a key given twice (the values themselves are checked where they are used)."""
-    terms: dict[str, str] = {}
-    for term in q.split():
-        key, sep, value = term.partition(":")
-        if not sep or not value:
-            raise InvalidInput(
-                f"search term {term!r} is not key:value (keys: {', '.join(SEARCH_KEYS)})", field="q"
-            )
-        if key not in SEARCH_KEYS:
-            raise InvalidInput(f"unknown search key {key!r} (keys: {', '.join(SEARCH_KEYS)})", field="q")
-        if key in terms:
-            raise InvalidInput(f"search key {key!r} is given twice", field="q")
-        terms[key] = value
-    return terms
 
 
 async def iter_events(conn: AsyncConnection, filt: AuditFilter) -> AsyncIterator[dict[str, Any]]:
@@ -204,37 +189,79 @@ def _csv_row(values: list[str]) -> str:
     return buffer.getvalue()
 
 
-async def search_filter(conn: AsyncConnection, company_id: UUID, terms: dict[str, str]) -> AuditFilter:
-    """The ``AuditFilter`` of a company's activity search (``parse_search`` terms): ``agent`` is an
-    agent of the company by name or id (the events it did), ``category`` an action's first part,
-    ``task``/``run`` the events about that task or run; the others are ``AuditFilter``'s own keys."""
+# The activity log's search keys (``agent:ada category:approval since:7d``), as ``q`` takes them.
+SEARCH_KEYS = ("actor", "agent", "category", "action", "subject", "task", "run", "since", "until")
+
+
+def parse_search(q: str) -> list[tuple[str, str]]:
+    """``key:value`` terms separated by spaces, in order; ``InvalidInput`` for an unknown key or a term
+    without a key (the values themselves are checked where they are used)."""
+    terms: list[tuple[str, str]] = []
+    for term in q.split():
+        key, sep, value = term.partition(":")
+        if not sep or not value:
+            raise InvalidInput(
+                f"search term {term!r} is not key:value (keys: {', '.join(SEARCH_KEYS)})", field="q"
+            )
+        if key not in SEARCH_KEYS:
+            raise InvalidInput(f"unknown search key {key!r} (keys: {', '.join(SEARCH_KEYS)})", field="q")
+        terms.append((key, value))
+    return terms
+
+
+def _narrowest(values: list[str], *, prefix: bool) -> str | None:
+    """The one value every term allows (terms are ANDed): equal values, or (``prefix``) a value and
+    the ``kind:`` prefixes it starts with; None when they cannot all hold."""
+    exact = {v for v in values if not (prefix and v.endswith(":"))}
+    if len(exact) > 1:
+        return None
+    pick = next(iter(exact)) if exact else max(values, key=len)
+    if prefix and not all(pick.startswith(v) for v in values if v.endswith(":")):
+        return None
+    return pick
+
+
+async def search_filter(conn: AsyncConnection, company_id: UUID, terms: list[tuple[str, str]]) -> AuditFilter:
+    """The ``AuditFilter`` of a company's activity search. Terms are ANDed: ``agent`` is an agent of the
+    company by name or id (the events it did), ``category`` an action's first part, ``task``/``run``
+    the events about that task or run, ``since``/``until`` the latest and earliest given; terms that
+    cannot all hold (two different agents) match nothing, as a search should, rather than fail."""
     from company_agents import agents
 
-    def one_of(*keys: str) -> str | None:
-        given = [k for k in keys if k in terms]
-        if len(given) > 1:
-            raise InvalidInput(f"search keys {' and '.join(given)} cannot be combined", field="q")
-        return terms[given[0]] if given else None
+    def values(*keys: str) -> list[str]:
+        return [v for k, v in terms if k in keys]
 
-    actor = one_of("actor", "agent")
-    if "agent" in terms:
-        agent = await agents.get_agent(conn, company_id, terms["agent"])
-        actor = f"agent:{agent['id']}"
-    action = one_of("action", "category")
-    if "category" in terms:
-        category = terms["category"].rstrip(".")
-        if not category or "." in category:
-            raise InvalidInput("category is one word: task, approval, budget, run…", field="q")
-        action = category
-    subject = one_of("subject", "task", "run")
-    for kind in ("task", "run"):
-        if kind in terms:
-            subject = f"{kind}:{terms[kind]}"
+    nothing = False
+    actors = values("actor")
+    for ref in values("agent"):
+        agent = await agents.get_agent(conn, company_id, ref)
+        actors.append(f"agent:{agent['id']}")
+    actor = _narrowest(actors, prefix=True) if actors else None
+    nothing |= bool(actors) and actor is None
+
+    actions = values("action")
+    categories = {c.rstrip(".") for c in values("category")}
+    action: str | None = None
+    if len(categories) > 1 or len(set(actions)) > 1:
+        nothing = True
+    elif actions:
+        action = actions[0]
+        nothing |= bool(categories) and not action.startswith(f"{next(iter(categories))}.")
+    elif categories:
+        action = next(iter(categories))
+
+    subjects = values("subject") + [f"{k}:{v}" for k, v in terms if k in ("task", "run")]
+    subject = subjects[0] if subjects else None
+    nothing |= len(set(subjects)) > 1
+
+    since = max((parse_when(v) for v in values("since")), default=None)
+    until = min((parse_when(v) for v in values("until")), default=None)
     return AuditFilter(
         company_id=company_id,
         actor=actor,
         action=action,
         subject=subject,
-        since=parse_when(terms["since"]) if "since" in terms else None,
-        until=parse_when(terms["until"]) if "until" in terms else None,
+        since=since,
+        until=until,
+        nothing=nothing,
     )

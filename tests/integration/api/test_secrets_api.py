@@ -116,6 +116,15 @@ async def test_secret_scopes_bad_input_and_other_companies(keyed_api: Api) -> No
     ):
         response = await call("PUT", path, admin, json=body)
         assert response.status_code == 422, (path, response.text)
+    # A lone surrogate (legal as a JSON escape) is not text: 422, not a crash.
+    surrogate = await call(
+        "PUT",
+        f"{base}/OK",
+        admin,
+        content=b'{"value": "half a pair \\ud800"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert surrogate.status_code == 422, surrogate.text
     for response in call.responses:
         assert VALUE not in response.text
 
@@ -161,6 +170,7 @@ async def test_integrations_list_add_remove_with_a_write_only_credential(keyed_a
         {**body, "name": "gh2", "config": {"apiToken": "x"}},  # a credential in plain config
         {**body, "name": "gh3", "secret": "SLACK"},  # both a secret and a credential
         {**body, "kind": "GitHub"},
+        {**body, "name": "gh4", "config": {"org": "ac\u0000me"}},  # JSON in the database has no NUL
         {"kind": "github"},
     ):
         response = await call("POST", base, admin, json=bad)

@@ -68,13 +68,17 @@ async def test_token_routes_need_an_unrestricted_admin_and_good_input(api: Api) 
         {"name": "x", "scopes": []},
         {"name": " ", "scopes": ["read"]},
         {"name": "x", "scopes": ["read"], "env": "staging"},
-        {"name": "x", "scopes": ["read"], "expiresAt": past},
         {"name": "x", "scopes": ["read"], "extra": True},
-        # A company scope naming no company is refused, not a foreign-key crash.
-        {"name": "x", "scopes": ["company:00000000-0000-0000-0000-000000000001"]},
     ):
         response = await api.call("POST", "/v1/tokens", admin, json=bad)
         assert response.status_code == 422, (bad, response.text)
+    # A company scope naming no company is not found (not a foreign-key crash).
+    ghost = {"name": "x", "scopes": ["company:00000000-0000-0000-0000-000000000001"]}
+    assert (await api.call("POST", "/v1/tokens", admin, json=ghost)).status_code == 404
+    # An expiry already past makes a token that never works.
+    expired = await api.call("POST", "/v1/tokens", admin, json={**body, "expiresAt": past})
+    assert expired.status_code == 201
+    assert (await api.call("GET", "/v1/whoami", expired.json()["data"]["token"])).status_code == 401
     nowhere = await api.call("POST", "/v1/tokens", admin, json={**body, "company": "nowhere"})
     assert nowhere.status_code == 404
     assert (await api.call("POST", "/v1/tokens/not-a-uuid/rotate", admin)).status_code == 422

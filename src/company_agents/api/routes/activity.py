@@ -5,6 +5,7 @@ pages), ``/v1/activity/{event}``, ``…/activity/export`` (JSONL or CSV, streame
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -34,32 +35,51 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 # The cursor is the last event's id: events are numbered in commit order, newest first in a page.
 ACTIVITY_CURSOR = r"^a_[0-9]{1,18}$"
-# Printable, no control characters: a search is a line of key:value terms.
-_TERM = r"^[^\x00-\x1f\x7f]*$"
+# The search grammar, exactly (so a search the schema admits is one the route can run): terms
+# ``key:value`` separated by spaces; ``since``/``until`` in q are relative (ISO times go in the
+# parameters of the same names).
+_VALUE = r"[^\s\x00-\x1f\x7f]{1,200}"
+_WORD = r"[a-z][a-z0-9_]{0,63}"
+_TERM = (
+    rf"(?:(?:actor|subject|task|run):{_VALUE}"
+    r"|agent:[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
+    rf"|category:{_WORD}\.?"
+    rf"|action:{_WORD}(?:\.{_WORD})*\.?"
+    r"|(?:since|until):[0-9]{1,5}[smhdw])"
+)
+SEARCH_PATTERN = rf"^\s*(?:{_TERM}(?:\s+{_TERM})*)?\s*$"
 Q = Annotated[
     str | None,
     Query(
-        max_length=500,
-        pattern=_TERM,
-        description="Search terms `key:value` separated by spaces; keys: actor, agent, category, action, "
-        "subject, task, run, since, until (e.g. `agent:ada category:approval since:7d`).",
+        max_length=1000,
+        pattern=SEARCH_PATTERN,
+        description="Search terms `key:value` separated by spaces, all of which must hold; keys: actor, "
+        "agent, category, action, subject, task, run, since and until (relative: 30m, 1h, 7d, 2w), "
+        "e.g. `agent:ada category:approval since:7d`.",
     ),
 ]
-Term = Annotated[str | None, Query(max_length=200, pattern=_TERM)]
+Actor = Annotated[
+    str | None,
+    Query(pattern=rf"^{_VALUE}$", description="Actor, exact, or a prefix ending in `:` (`agent:`)."),
+]
+Action = Annotated[
+    str | None, Query(pattern=rf"^{_WORD}(?:\.{_WORD})*\.?$", description="An action (`task.created`).")
+]
+Category = Annotated[
+    str | None, Query(pattern=rf"^{_WORD}\.?$", description="A category (`task`, `approval`, `budget`…).")
+]
+Since = Annotated[datetime | None, Query(description="From this time (ISO 8601).")]
+Until = Annotated[datetime | None, Query(description="Until this time, exclusive (ISO 8601).")]
 
 
-def _terms(q: str | None, **keys: str | None) -> dict[str, str]:
-    """``q``'s terms and the keys given as their own parameters (the same key twice is refused)."""
+def _terms(q: str | None, **keys: str | datetime | None) -> list[tuple[str, str]]:
+    """``q``'s terms and the keys given as their own parameters (all of them must hold)."""
     from company_agents.audit import query as audit_query
-    from company_agents.errors import InvalidInput
 
     terms = audit_query.parse_search(q or "")
     for key, value in keys.items():
-        if value is None:
-            continue
-        if key in terms:
-            raise InvalidInput(f"{key} is given both in q and as a parameter", field=key)
-        terms[key] = value
+        if value is not None:
+            terms.append((key, value.isoformat() if isinstance(value, datetime) else value))
     return terms
 
 
@@ -75,11 +95,11 @@ async def search_activity(
     principal: Reader,
     db: Db,
     q: Q = None,
-    actor: Annotated[Term, Query(description="Actor, exact, or a prefix ending in `:` (`agent:`).")] = None,
-    action: Annotated[Term, Query(description="An action (`task.created`).")] = None,
-    category: Annotated[Term, Query(description="A category (`task`, `approval`, `budget`…).")] = None,
-    since: Annotated[Term, Query(description="From: `30m`, `1h`, `7d`, `2w` or an ISO date/time.")] = None,
-    until: Annotated[Term, Query(description="Until (exclusive): as `since`.")] = None,
+    actor: Actor = None,
+    action: Action = None,
+    category: Category = None,
+    since: Since = None,
+    until: Until = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(pattern=ACTIVITY_CURSOR)] = None,
 ) -> Any:
@@ -117,11 +137,11 @@ async def export_activity(
     db: Db,
     format: Annotated[Literal["jsonl", "csv"], Query(description="jsonl (lossless) or csv.")] = "jsonl",
     q: Q = None,
-    actor: Term = None,
-    action: Term = None,
-    category: Term = None,
-    since: Term = None,
-    until: Term = None,
+    actor: Actor = None,
+    action: Action = None,
+    category: Category = None,
+    since: Since = None,
+    until: Until = None,
 ) -> Any:
     """The company's matching activity, oldest first, streamed as JSONL or CSV."""
     from company_agents.audit import query as audit_query

@@ -3,7 +3,7 @@ never its value. A new credential goes one way, in ``IntegrationCreate.credentia
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import Field
@@ -34,7 +34,9 @@ class IntegrationCreate(Body):
     name: str = Field(pattern=INTEGRATION_NAME_PATTERN)
     # Plain settings; a key that looks like a credential (token, secret, password…) is refused.
     config: dict[str, Any] = Field(default_factory=dict)
-    scopes: list[str] = Field(default_factory=list, max_length=64)
+    scopes: list[Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]] = Field(
+        default_factory=list, max_length=64
+    )
     # An existing secret of the company to use as the credential…
     secret: str | None = Field(default=None, pattern=SECRET_NAME_PATTERN)
     # …or a new credential value, stored as the secret ``integration.<name>`` (write-only).

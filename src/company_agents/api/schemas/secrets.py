@@ -29,7 +29,7 @@ class Secret(Public):
 
 class SecretSet(Body):
     value: str = _VALUE
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 
 
 class SecretRotate(Body):

@@ -55,5 +55,5 @@ class TokenCreate(Body):
     # Restrict the token to this company (slug or id): adds company:<id>.
     company: str | None = Field(default=None, pattern=SLUG_PATTERN)
     env: Literal["dev", "prod"] = "dev"
-    # When it stops working; in the future.
+    # When it stops working.
     expires_at: UtcTime | None = None
