@@ -208,7 +208,7 @@ class PgServer:
 
     def drop(self, url: str) -> None:
         """Drop one test's database now (``db_url`` on a server the run does not own)."""
-        name = conninfo_to_dict(url)["dbname"]
+        name = str(conninfo_to_dict(url)["dbname"])
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self.created.remove(name)

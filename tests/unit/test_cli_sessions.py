@@ -8,6 +8,7 @@ import json
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -121,7 +122,7 @@ def test_a_session_id_that_is_not_an_id_is_never_looked_up(tmp_path: Path, kind:
 
 def test_the_resume_prompt_carries_the_feedback_or_each_answer() -> None:
     assert "In French, please." in resume_prompt("feedback", TASK, [])
-    answers = [
+    answers: list[dict[str, Any]] = [
         {
             "action": "deploy",
             "status": "approved_with_edits",

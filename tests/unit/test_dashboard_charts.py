@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from company_agents.dashboard import charts
 
 
@@ -33,7 +35,7 @@ def test_tokens_sum_an_object_or_read_a_number() -> None:
 
 def test_the_org_chart_nests_reports_draws_lines_and_survives_a_cycle() -> None:
     teams = [{"id": "t1", "name": "<Eng>"}]
-    agents = [
+    agents: list[dict[str, Any]] = [
         {"id": "a", "name": "ada", "team_id": "t1", "reports_to": None, "status": "idle"},
         {"id": "b", "name": "bob", "team_id": "t1", "reports_to": "a", "status": "paused"},
         {"id": "c", "name": "cy", "team_id": None, "reports_to": "a", "status": "idle"},

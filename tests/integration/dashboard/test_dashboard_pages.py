@@ -58,7 +58,7 @@ async def test_the_agent_page_shows_details_runs_costs_and_acts(dash: Dash) -> N
     assert (await dash.post("/c/acme/agents/bob/resume", {"next": "agent"})).status_code == 303
 
     async with dash.db.engine.connect() as conn:
-        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar()
+        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar_one()
         before = (await get_agent(conn, company_id, "bob"))["token_hash"]
     rotated = await dash.post("/c/acme/agents/bob/rotate-token", {})
     assert rotated.status_code == 303 and rotated.headers["location"] == "/c/acme/agents/bob?rotated=1"
@@ -155,7 +155,7 @@ async def test_the_memory_inspector_lists_the_latest_entry_per_topic(
 ) -> None:
     await _company(dash)
     async with dash.db.engine.begin() as conn:
-        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar()
+        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar_one()
         ada = await get_agent(conn, company_id, "ada")
         for body in ("first draft", "second draft"):
             await write_memory(
@@ -193,7 +193,7 @@ async def _pending_approval(dash: Dash) -> str:
     assert hired.status_code == 303
     assert (await dash.post("/c/acme/tasks", {"title": "buy ads", "agent": "ada"})).status_code == 303
     async with dash.db.engine.begin() as conn:
-        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar()
+        company_id = (await conn.exec_driver_sql("SELECT id FROM companies WHERE slug='acme'")).scalar_one()
         ada = await get_agent(conn, company_id, "ada")
         (claim,) = await leases.claim(conn, agent_id=ada["id"], holder="test", lease_seconds=60)
         row, created_now = await store.request(
