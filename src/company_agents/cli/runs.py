@@ -26,9 +26,6 @@ app = typer.Typer(help="Runs: list, show, logs.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (camelCase).")]
 RunArg = Annotated[str, id_argument("run")]
 
-POLL_SECONDS = 0.5
-CHUNK_BYTES = 64 * 1024
-
 
 def run_public(row: dict[str, Any]) -> dict[str, Any]:
     keys = (
@@ -184,48 +181,25 @@ def run_fields(data: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def copy_new_bytes(path: Path, position: int, out: BinaryIO) -> int:
     """Write what ``path`` gained since ``position`` to ``out``; the new position."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return position
-    if size < position:  # truncated or replaced: start again from the top
-        position = 0
-    if size == position:
-        return position
-    with path.open("rb") as fh:
-        fh.seek(position)
-        while chunk := fh.read(CHUNK_BYTES):
-            out.write(chunk)
-            position += len(chunk)
+    from company_agents import run_logs
+
+    position = run_logs.restart_at(path, position)
+    for chunk in run_logs.new_bytes(path, position):
+        out.write(chunk)
+        position += len(chunk)
     out.flush()
     return position
 
 
 async def follow_log(
-    db: Database, run_id: UUID, path: Path, out: BinaryIO, *, poll_seconds: float = POLL_SECONDS
+    db: Database, run_id: UUID, path: Path, out: BinaryIO, *, poll_seconds: float | None = None
 ) -> None:
     """Tail the log until the run has ended in the database and the file has stopped growing."""
-    import asyncio
+    from company_agents import run_logs
 
-    from sqlalchemy.exc import DBAPIError
-
-    from company_agents import runs
-
-    position = 0
-    ended = False
-    while True:
-        grown = copy_new_bytes(path, position, out)
-        # One full poll after the end was seen with nothing new: the adapter has flushed its last line.
-        if ended and grown == position:
-            return
-        position = grown
-        if not ended:
-            try:
-                async with db.engine.connect() as conn:  # one short transaction per poll
-                    ended = await runs.run_has_ended(conn, run_id)
-            except DBAPIError:
-                pass  # the database restarted or the connection dropped: keep tailing, ask again
-        await asyncio.sleep(poll_seconds)
+    async for chunk in run_logs.tail(db.engine, run_id, path, poll_seconds=poll_seconds):
+        out.write(chunk)
+        out.flush()
 
 
 @app.command("logs")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from company_agents import agents, companies, leases, tasks
+import pytest
+
+from company_agents import agents, companies, leases, run_logs, tasks
 from company_agents.workspaces import run_log_path
 from tests.integration.api.helpers import Api, api
 
@@ -54,3 +57,37 @@ async def test_run_checkpoints_log_and_review(api: Api) -> None:
     assert approved.json()["data"]["status"] == "done"
     attempts = (await api.call("GET", f"/v1/tasks/{task['id']}/runs", token)).json()["data"]
     assert [r["attempt"] for r in attempts] == [1, 2]
+
+
+async def test_a_followed_log_streams_what_is_written_until_the_run_ends(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``?follow=true`` is ``run logs -f`` over HTTP: the log so far, then what the agent appends,
+    and the response ends once the run has ended (and the file stopped growing)."""
+    monkeypatch.setattr(run_logs, "POLL_SECONDS", 0.05)
+    token = await api.token("read")
+    async with api.db.engine.begin() as conn:
+        await companies.create_company(conn, name="Acme")
+        worker = await agents.hire_agent(conn, company="acme", name="ada", role="dev", adapter="process")
+        await tasks.create_task(conn, company="acme", title="Write", agent="ada")
+        (claim,) = await leases.claim(conn, agent_id=worker["id"], holder="t", lease_seconds=60)
+    (run,) = (await api.call("GET", "/v1/companies/acme/runs", token)).json()["data"]
+    log = Path(run_log_path(api.settings, run["id"]))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("line 1\n")
+    following = asyncio.create_task(api.call("GET", f"/v1/runs/{run['id']}/log?follow=true", token))
+    await asyncio.sleep(0.3)
+    assert not following.done(), "a running run's log stays open"
+    with log.open("a") as fh:
+        fh.write("line 2\n")
+    await asyncio.sleep(0.2)
+    async with api.db.engine.begin() as conn:
+        await leases.complete(conn, claim.identity(), fencing_token=claim.fencing_token, output={"ok": True})
+    with log.open("a") as fh:  # the adapter's last flush, just after the run ended
+        fh.write("line 3\n")
+    got = await asyncio.wait_for(following, timeout=10)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/plain")
+    assert got.text == "line 1\nline 2\nline 3\n"
+    # A finished run's log with follow answers at once, whole.
+    again = await asyncio.wait_for(api.call("GET", f"/v1/runs/{run['id']}/log?follow=true", token), 10)
+    assert again.text == "line 1\nline 2\nline 3\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from company_agents.api.deps import Principal, check_company, company_for, get_db, get_settings, require
 from company_agents.api.middleware import request_id_of
@@ -107,17 +107,35 @@ async def list_checkpoints(request: Request, run: RunRef, principal: Reader, db:
     "/runs/{run}/log",
     operation_id="getRunLog",
     response_class=FileResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "The log"}, **error_responses(403, 404)},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "The log (streamed with follow)"},
+        **error_responses(403, 404),
+    },
 )
 async def get_run_log(
-    run: RunRef, principal: Reader, db: Db, settings: Annotated[Settings, Depends(get_settings)]
+    run: RunRef,
+    principal: Reader,
+    db: Db,
+    settings: Annotated[Settings, Depends(get_settings)],
+    follow: Annotated[
+        bool, Query(description="Keep the response open and stream new lines until the run has ended.")
+    ] = False,
 ) -> Any:
-    """The run's log as plain text (stdout, stderr and the orchestrator's notes)."""
+    """The run's log as plain text (stdout, stderr and the orchestrator's notes); with ``follow``, the
+    log so far and then each line as it is written, ending when the run has ended (as ``run logs -f``)."""
+    from company_agents import run_logs
     from company_agents.workspaces import run_log_path
 
     async with db.engine.connect() as conn:
         row = await _visible_run(conn, principal, run)
     path = run_log_path(settings, row["id"])
+    if follow:
+        return StreamingResponse(
+            run_logs.tail(db.engine, row["id"], path),
+            media_type="text/plain; charset=utf-8",
+            # Proxies must pass each line on as it comes, not hold the response back.
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     if not path.is_file():
         raise NotFound(f"run {row['id']} has no log yet", run=str(row["id"]))
     return FileResponse(path, media_type="text/plain; charset=utf-8")
