@@ -87,7 +87,7 @@ def test_an_approval_card_arrives_live_and_approving_it_lets_the_agent_continue(
             page.screenshot(path=str(SHOTS / "1-card-arrived.png"), full_page=True)
             wait_for(lambda: _task(env, task_id)["status"] == "blocked", what="the task waits on the answer")
 
-            card.get_by_role("button", name="Approve").click()
+            card.get_by_role("button", name="Approve", exact=True).click()
             page.wait_for_selector("text=No approval waiting.", timeout=30_000)
             wait_for(lambda: _task(env, task_id)["status"] == "review", what="the agent's next run completes")
             task = _task(env, task_id)
