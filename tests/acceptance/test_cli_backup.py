@@ -44,14 +44,17 @@ def test_switching_embedded_to_external_and_back(
     assert [t["sha256"] for t in back["tables"]] == [t["sha256"] for t in exported["tables"]]
     fresh = {**cli_env, "COMPANY_AGENTS_HOME": str(tmp_path / "home2")}
     ok("db", "import", str(tmp_path / "external.tar"), env=fresh)
-    # The export carries the database's record of its master key: a home without that key is refused
-    # (it never makes a key of its own for an owned database) until the key is copied over.
-    refused = run_cli("company", "list", env=fresh)
+    # The export carries the database's record of its master key: a home without that key may look
+    # (a read needs no key) but any change is refused (it never makes a key of its own for an owned
+    # database) until the key is copied over.
+    assert ok("company", "list", env=fresh) == companies
+    refused = run_cli("company", "create", "--name", "Gamma", env=fresh)
     assert refused.returncode == 1 and "belongs to master key" in refused.stderr
     assert not (tmp_path / "home2" / "secrets" / "master.key").exists()
     shutil.copyfile(home / "secrets" / "master.key", tmp_path / "home2" / "secrets" / "master.key")
     (tmp_path / "home2" / "secrets" / "master.key").chmod(0o600)
-    assert ok("company", "list", env=fresh) == companies
+    ok("company", "create", "--name", "Gamma", env=fresh)
+    assert len(ok("company", "list", env=fresh)) == len(companies) + 1
 
 
 def test_import_errors_are_one_line(db_url: str, cli_env: dict[str, str], tmp_path: Path) -> None:
