@@ -76,6 +76,11 @@ def populate(
                 "INSERT INTO run_checkpoints (run_id, fencing_token, payload) VALUES (%s, 2, %s)",
                 (run, Jsonb({"step": 1})),
             )
+            conn.execute("UPDATE runs SET cli_session = %s WHERE id = %s", (f"session-{old_run}", old_run))
+            conn.execute(
+                "INSERT INTO task_comments (company_id, task_id, author, body) VALUES (%s, %s, %s, %s)",
+                (company, child, "user:local", AWKWARD),
+            )
             conn.execute(
                 "INSERT INTO leases (task_id, run_id, agent_id, company_id, fencing_token, token_hash,"
                 " expires_at) VALUES (%s, %s, %s, %s, 2, %s, now() + interval '5 minutes')",
