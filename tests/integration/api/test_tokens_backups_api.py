@@ -72,9 +72,12 @@ async def test_token_routes_need_an_unrestricted_admin_and_good_input(api: Api) 
     ):
         response = await api.call("POST", "/v1/tokens", admin, json=bad)
         assert response.status_code == 422, (bad, response.text)
-    # A company scope naming no company is not found (not a foreign-key crash).
-    ghost = {"name": "x", "scopes": ["company:00000000-0000-0000-0000-000000000001"]}
+    # A company restriction naming no company is not found (not a foreign-key crash).
+    ghost = {"name": "x", "scopes": ["read"], "company": "00000000-0000-0000-0000-000000000001"}
     assert (await api.call("POST", "/v1/tokens", admin, json=ghost)).status_code == 404
+    # Over HTTP the company goes in `company`; the CLI's company:<id> scope forms are not taken here.
+    scoped = {"name": "x", "scopes": [f"company:{acme['id']}"]}
+    assert (await api.call("POST", "/v1/tokens", admin, json=scoped)).status_code == 422
     # An expiry already past makes a token that never works.
     expired = await api.call("POST", "/v1/tokens", admin, json={**body, "expiresAt": past})
     assert expired.status_code == 201
