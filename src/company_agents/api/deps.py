@@ -13,15 +13,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from company_agents.api.schemas.companies import SLUG_PATTERN
+from company_agents.db.database import Database
 from company_agents.errors import Forbidden, NotFound, Unauthorized
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from company_agents.db.database import Database
     from company_agents.settings import Settings
 
 SCOPES = ("read", "write", "admin")
@@ -121,3 +122,11 @@ def check_company(principal: Principal, row: dict[str, Any], noun: str, ref: str
 def actor_of(principal: Principal) -> str:
     """The audit actor of what a token does: a person (or their script), named by token id."""
     return f"user:token:{principal.token_id}"
+
+
+# The parameter types every route module takes (one definition, not one per module).
+Db = Annotated[Database, Depends(get_db)]
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]

@@ -8,10 +8,18 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from company_agents.api.deps import Principal, check_company, company_for, get_db, get_settings, require
+from company_agents.api.deps import (
+    Admin,
+    CompanyRef,
+    Db,
+    Reader,
+    check_company,
+    company_for,
+    get_settings,
+)
 from company_agents.api.keys import master_key_or_none
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.activity import ActivityEntry, AuditStatus
@@ -24,15 +32,9 @@ from company_agents.api.schemas.common import (
     one,
     page,
 )
-from company_agents.api.schemas.companies import SLUG_PATTERN
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["activity"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 # The cursor is the last event's id: events are numbered in commit order, newest first in a page.
 ACTIVITY_CURSOR = r"^a_[0-9]{1,18}$"
 # The search grammar, exactly (so a search the schema admits is one the route can run): terms

@@ -5,21 +5,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import (
+    CompanyRef,
+    Db,
+    Reader,
+    Writer,
+    actor_of,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.agents import Agent, AgentHire, AgentPatch, AgentWithToken
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
-from company_agents.api.schemas.companies import SLUG_PATTERN
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["agents"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 AgentRef = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="The agent's name or id.")
 ]

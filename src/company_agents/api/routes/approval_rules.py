@@ -11,21 +11,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import (
+    Admin,
+    CompanyRef,
+    Db,
+    Reader,
+    actor_of,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.approvals import ApprovalRule, ApprovalRuleCreate
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
-from company_agents.api.schemas.companies import SLUG_PATTERN
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["approvals"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 RuleRef = Annotated[
     str,
     Path(

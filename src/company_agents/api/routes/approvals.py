@@ -6,21 +6,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import (
+    CompanyRef,
+    Db,
+    Reader,
+    Writer,
+    actor_of,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.approvals import Approval, ApprovalApprove, ApprovalComment, ApprovalDeny
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
-from company_agents.api.schemas.companies import SLUG_PATTERN
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["approvals"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 ApprovalRef = Annotated[
     str, Path(pattern=r"^(apr_)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
 ]

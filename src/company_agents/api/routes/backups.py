@@ -16,15 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
-from company_agents.api.deps import Principal, get_db, get_settings, require, require_unrestricted
+from company_agents.api.deps import Db, Principal, get_settings, require, require_unrestricted
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.backups import BACKUP_NAME_PATTERN, Backup, BackupVerification
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["backups"])
 
-Db = Annotated[Database, Depends(get_db)]
 Name = Annotated[str, Path(pattern=BACKUP_NAME_PATTERN, description="The backup's file name.")]
 
 

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Request
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require, require_unrestricted
+from company_agents.api.deps import (
+    CompanyRef,
+    Db,
+    Reader,
+    Writer,
+    actor_of,
+    company_for,
+    require_unrestricted,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.companies import (
-    SLUG_PATTERN,
     Company,
     CompanyCreate,
     CompanyPatch,
     Team,
     TeamCreate,
 )
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["companies"])
-
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 
 
 @router.get(

@@ -8,10 +8,18 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import (
+    Admin,
+    CompanyRef,
+    Db,
+    Principal,
+    Reader,
+    actor_of,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN
 from company_agents.api.schemas.common import (
@@ -26,16 +34,11 @@ from company_agents.api.schemas.common import (
     one,
     page,
 )
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.costs import CostAdjust, CostAdjustment, CostEntry
 from company_agents.db.database import Database
 
 router = APIRouter(tags=["costs"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$"
 # ISO dates and times, 1h/7d/2w, today, yesterday, this_week, this_month, this_quarter (docs/costs.md).
 WHEN = r"^[0-9A-Za-z_:+. -]{1,40}$"

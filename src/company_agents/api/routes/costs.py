@@ -7,22 +7,25 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import Field
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import (
+    Admin,
+    CompanyRef,
+    Db,
+    Principal,
+    Reader,
+    actor_of,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN
 from company_agents.api.schemas.common import MONEY_PATTERN, Body, Envelope, error_responses, one
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.db.database import Database
 
 router = APIRouter(tags=["costs"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 

@@ -8,17 +8,16 @@ share one cache entry; inbox and cost are their own reads, as the dashboard's pa
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from company_agents.api.deps import Principal, company_for, get_db, require
+from company_agents.api.deps import CompanyRef, Db, Principal, Reader, company_for
 from company_agents.api.middleware import request_id_of
 from company_agents.api.read_cache import cache_of
 from company_agents.api.schemas.common import Envelope, error_responses, one
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.dashboard import (
     DashboardActivity,
     DashboardCost,
@@ -30,10 +29,6 @@ from company_agents.api.schemas.overview import OverviewPublic
 from company_agents.db.database import Database
 
 router = APIRouter(prefix="/companies/{company}/dashboard", tags=["dashboard"])
-
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 
 
 def _now() -> str:

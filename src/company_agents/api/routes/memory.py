@@ -6,20 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from company_agents.api.deps import Principal, company_for, get_db, require
+from company_agents.api.deps import CompanyRef, Db, Reader, company_for
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import ListEnvelope, error_responses, page
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.memory import MemoryEntry
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["memory"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 Scope = Literal["company", "team", "agent", "task"]
 # A team or agent by name or id, a task by id (memory list --scope-id).
 SCOPE_REF = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$"

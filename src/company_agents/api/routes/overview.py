@@ -3,22 +3,16 @@ model the dashboard's overview page and ``watch`` show."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Request
 
-from company_agents.api.deps import Principal, company_for, get_db, require
+from company_agents.api.deps import CompanyRef, Db, Reader, company_for
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import Envelope, error_responses, one
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.overview import OverviewPublic
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["overview"])
-
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 
 
 @router.get(

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from company_agents.api.deps import Principal, check_company, company_for, get_db, get_settings, require
+from company_agents.api.deps import (
+    CompanyRef,
+    Db,
+    Principal,
+    Reader,
+    check_company,
+    company_for,
+    get_settings,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN
 from company_agents.api.schemas.common import (
@@ -22,17 +30,12 @@ from company_agents.api.schemas.common import (
     one,
     page,
 )
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.tasks import Checkpoint, Run
-from company_agents.db.database import Database
 from company_agents.errors import NotFound
 from company_agents.settings import Settings
 
 router = APIRouter(tags=["runs"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 RunRef = Annotated[str, Path(pattern=ID_PATTERN, description="The run's id.")]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled", "handed_off"]
 

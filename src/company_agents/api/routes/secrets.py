@@ -5,21 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from company_agents.api.deps import Principal, actor_of, company_for, get_db, require
+from company_agents.api.deps import Admin, CompanyRef, Db, actor_of, company_for
 from company_agents.api.keys import master_key_of
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.secrets import SECRET_NAME_PATTERN, Secret, SecretRotate, SecretSet
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["secrets"])
 
-Db = Annotated[Database, Depends(get_db)]
-Admin = Annotated[Principal, Depends(require("admin"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 Name = Annotated[str, Path(pattern=SECRET_NAME_PATTERN, description="The secret's name.")]
 
 

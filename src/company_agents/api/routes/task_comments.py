@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from company_agents.api.deps import Principal, actor_of, get_db, require
+from company_agents.api.deps import Db, Reader, Writer, actor_of
 from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN, visible_task
 from company_agents.api.schemas.common import (
@@ -23,13 +23,9 @@ from company_agents.api.schemas.common import (
     page,
 )
 from company_agents.api.schemas.tasks import TaskComment, TaskCommentCreate
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["tasks"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
 TaskRef = Annotated[str, Path(pattern=ID_PATTERN, description="The task's id.")]
 
 

@@ -7,9 +7,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from company_agents.api.deps import Principal, actor_of, check_company, company_for, get_db, require
+from company_agents.api.deps import (
+    CompanyRef,
+    Db,
+    Principal,
+    Reader,
+    Writer,
+    actor_of,
+    check_company,
+    company_for,
+)
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
@@ -23,16 +32,10 @@ from company_agents.api.schemas.common import (
     one,
     page,
 )
-from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.api.schemas.tasks import Run, Task, TaskAssign, TaskCreate, TaskPatch, TaskReject
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["tasks"])
 
-Db = Annotated[Database, Depends(get_db)]
-Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
-CompanyRef = Annotated[str, Path(pattern=SLUG_PATTERN, description="The company's slug or id.")]
 ID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 TaskRef = Annotated[str, Path(pattern=ID_PATTERN, description="The task's id.")]
 Status = Literal[

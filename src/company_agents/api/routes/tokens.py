@@ -9,15 +9,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from company_agents.api.deps import Principal, actor_of, get_db, require, require_unrestricted
+from company_agents.api.deps import Db, Principal, actor_of, require, require_unrestricted
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.tokens import ApiToken, ApiTokenCreated, TokenCreate
-from company_agents.db.database import Database
 
 router = APIRouter(tags=["tokens"])
-
-Db = Annotated[Database, Depends(get_db)]
 
 
 async def _admin(principal: Annotated[Principal, Depends(require("admin"))]) -> Principal:

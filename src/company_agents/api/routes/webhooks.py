@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from company_agents.api.deps import Principal, company_for, get_db, get_settings, require
+from company_agents.api.deps import Admin, company_for, get_db, get_settings
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import Envelope, LimitQuery, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.webhooks import (
@@ -20,7 +20,6 @@ from company_agents.api.schemas.webhooks import (
 
 router = APIRouter(tags=["webhooks"])
 
-Admin = Annotated[Principal, Depends(require("admin"))]
 DELIVERY_CURSOR = r"^d_[0-9]{1,18}$"
 
 
