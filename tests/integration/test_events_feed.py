@@ -141,10 +141,10 @@ async def test_reconnecting_reader_gets_every_event_once_in_order_under_concurre
         assert mine == [f"w{w}-{i}" for i in range(per_writer)]
 
 
-async def test_a_waiting_stream_is_woken_by_notify(
+async def test_a_waiting_stream_is_woken_by_the_hub(
     engine: AsyncEngine, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Polling off: only the NOTIFY can deliver the event to the waiting stream.
+    # The stream's own polling off: only the hub's wake-up can deliver the event to the waiting stream.
     monkeypatch.setattr(stream, "POLL_SECONDS", 3600.0)
     monkeypatch.setattr(stream, "RECHECK_SECONDS", 3600.0)
     world = await make_world(engine)
@@ -154,7 +154,7 @@ async def test_a_waiting_stream_is_woken_by_notify(
     follower = stream.follow(db, hub, world.company_id, start)
     try:
         first = asyncio.ensure_future(follower.__anext__())
-        await asyncio.wait_for(hub.listening.wait(), 30)
+        await asyncio.wait_for(hub.watching.wait(), 30)
         await asyncio.sleep(0.1)  # let the stream finish its first (empty) read and start waiting
         async with engine.begin() as conn:
             task = await tasks.create_task(conn, company="acme", title="wake up", team="Engineering")

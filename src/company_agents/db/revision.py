@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-HEAD_REVISION = "0022"
+HEAD_REVISION = "0023"
 
 REVISION_SQL = "SELECT version_num FROM alembic_version"
 

@@ -24,8 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from company_agents.errors import InvalidInput
 from company_agents.events.types import event_type
 
-# The channel the audit_events_feed trigger notifies, with the company id as payload.
-FEED_CHANNEL = "company_agents_events"
 MAX_PAGE = 1000
 
 HORIZON: LiteralString = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint"

@@ -1,8 +1,15 @@
-"""One LISTEN connection per process, waking the streams that wait on a company's feed.
+"""One watcher per process, waking the streams that wait on a company's feed.
 
-NOTIFY only wakes: the streams read the database (``feed``), so a lost notification costs latency,
-never an event. The listener starts with the first subscriber, stops when the last one leaves, and on
-every (re)connect wakes everyone, since notifications sent while it was away are gone.
+The watcher polls: while some stream waits, it asks every ``PULSE_SECONDS`` which companies have
+events after the newest id it has seen, in one query over the primary key, and wakes those companies'
+streams. It only wakes: the streams read the database (``feed``), so a missed wake-up costs latency,
+never an event. One is possible: an event whose id was allocated before the pulse but that commits
+after it. A later event of the same company, or the stream's own poll (``stream.POLL_SECONDS``),
+delivers it.
+
+Why not LISTEN/NOTIFY: PostgreSQL serializes the commits of every transaction that sends a NOTIFY (one
+lock on the notification queue, held through the commit's WAL flush). A trigger notifying on each
+audit event made every write of every orchestrator wait on the others; migration 0023 removed it.
 """
 
 from __future__ import annotations
@@ -11,20 +18,30 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import LiteralString
 from uuid import UUID
 
 from company_agents.db.database import Database, libpq_url
-from company_agents.events.feed import FEED_CHANNEL
 
 log = logging.getLogger(__name__)
 
+# Between two looks at the feed while a stream waits: a stream's wake-up latency.
+PULSE_SECONDS = 0.2
+
+NEWEST_SQL: LiteralString = "SELECT coalesce(max(id), 0) FROM audit_events"
+# Walks the primary key from the last id seen: a pulse reads only the events written since the last.
+CHANGED_SQL: LiteralString = """
+SELECT company_id, max(id) FROM audit_events WHERE id > %(after)s GROUP BY company_id
+"""
+
 
 class FeedHub:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, pulse_seconds: float = PULSE_SECONDS) -> None:
         self.db = db
+        self.pulse_seconds = pulse_seconds
         self._subscribers: dict[UUID, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()  # set while LISTEN is in place (tests wait on it)
+        self.watching = asyncio.Event()  # set while the watcher has its connection (tests wait on it)
 
     @property
     def subscribers(self) -> int:
@@ -36,7 +53,7 @@ class FeedHub:
         wake = asyncio.Event()
         self._subscribers.setdefault(company_id, set()).add(wake)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen(), name="event-feed-listener")
+            self._task = asyncio.create_task(self._watch(), name="event-feed-watcher")
         try:
             yield wake
         finally:
@@ -54,7 +71,7 @@ class FeedHub:
             for wake in group:
                 wake.set()
 
-    async def _listen(self) -> None:
+    async def _watch(self) -> None:
         import psycopg
 
         delay = 0.5
@@ -66,25 +83,26 @@ class FeedHub:
                     application_name=self.db.application_name,
                     **self.db.connect_kwargs,
                 ) as conn:
-                    await conn.execute(f"LISTEN {FEED_CHANNEL}")
+                    after = int((await (await conn.execute(NEWEST_SQL)).fetchone() or (0,))[0])
                     delay = 0.5
-                    self.listening.set()
+                    self.watching.set()
+                    # Whatever was written while no one watched: every stream reads once.
                     self._wake(None)
                     while self._subscribers:
-                        # The timeout lets the listener notice that its last subscriber left.
-                        async for note in conn.notifies(timeout=5):
-                            try:
-                                self._wake(UUID(note.payload))
-                            except ValueError:
-                                continue
+                        await asyncio.sleep(self.pulse_seconds)
+                        rows = await (await conn.execute(CHANGED_SQL, {"after": after})).fetchall()
+                        for company_id, newest in rows:
+                            after = max(after, int(newest))
+                            if company_id is not None:
+                                self._wake(company_id)
             except (psycopg.Error, OSError) as exc:
                 log.warning(
-                    "event feed listener lost its connection (%s); streams poll meanwhile",
+                    "event feed watcher lost its connection (%s); streams poll meanwhile",
                     exc,
-                    extra={"action": "feed_listener_reconnect"},
+                    extra={"action": "feed_watcher_reconnect"},
                 )
             finally:
-                self.listening.clear()
+                self.watching.clear()
             if self._subscribers:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)

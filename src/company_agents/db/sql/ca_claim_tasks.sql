@@ -1,6 +1,8 @@
 -- The whole claim in one round trip. One claimer per agent at a time (a transaction-scoped advisory
 -- lock), so the capacity count sees every committed lease; then, in one statement, the task update
 -- with a new fencing token, the run, the lease and the audit event.
+-- The task update finds its rows by key (= ANY of the candidates' ids), not by a join the planner sized
+-- for a thousand candidates and answered with a scan of every task.
 --
 -- Budgets (docs/budgets.md): with p_reserve (the per-run reservation size) given, the room is the
 -- smallest (cap - spent - reserved) among the agent's company, team and agent; each claimed task
@@ -20,7 +22,13 @@ CREATE OR REPLACE FUNCTION ca_claim_tasks(
 ) RETURNS TABLE (
     task_id uuid, company_id uuid, attempt integer, fencing_token bigint, title text, n bigint,
     run_id uuid, expires_at timestamptz, reserved_usd numeric
-) LANGUAGE plpgsql VOLATILE AS $$
+) LANGUAGE plpgsql VOLATILE
+-- Generic plans: the statements below cost more to plan than to run, and their plans do not depend on
+-- the values (every lookup is by key; the candidates walk ix_tasks_claimable in order). No JIT: a
+-- claim touches a handful of rows, and compiling its expressions took 60 ms at 100k queued tasks.
+SET plan_cache_mode = force_generic_plan
+SET jit = off
+AS $$
 #variable_conflict use_column
 DECLARE
     a record;
@@ -39,7 +47,13 @@ BEGIN
     IF NOT FOUND OR NOT ca_agent_can_claim(a.status, a.company_status) THEN
         RETURN;
     END IF;
-    v_limit := LEAST(p_limit, coalesce(array_length(p_hashes, 1), 0));
+    -- The agent's remaining capacity, read here (a statement of its own, after the lock) so that the
+    -- candidate query's LIMIT is a plain value: the planner then knows how few rows it returns.
+    v_limit := LEAST(p_limit, coalesce(array_length(p_hashes, 1), 0),
+                     a.max_concurrent_tasks - (SELECT count(*) FROM leases l WHERE l.agent_id = p_agent));
+    IF v_limit <= 0 THEN
+        RETURN;
+    END IF;
     IF p_reserve IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock_shared(hashtextextended(a.company_id::text, 4243));
         SELECT min(b.cap - b.spent - b.reserved), min(b.period_start) INTO v_room, v_period
@@ -75,19 +89,18 @@ BEGIN
           AND (p_reserve IS NULL OR ((tb.cap IS NULL OR tb.spent < tb.cap)
                                      AND (wb.cap IS NULL OR wb.spent + wb.reserved < wb.cap)))
         ORDER BY t.priority DESC, t.created_at
-        LIMIT GREATEST(0, LEAST(v_limit,
-                                a.max_concurrent_tasks - (SELECT count(*) FROM leases l WHERE l.agent_id = p_agent)))
+        LIMIT v_limit
         FOR UPDATE OF t SKIP LOCKED
     ),
     claimed AS (
         UPDATE tasks t
         SET status = 'assigned', attempt = t.attempt + 1, fencing_token = t.fencing_token + 1, updated_at = now()
-        FROM candidate c
-        WHERE t.id = c.id
-        RETURNING t.id, t.company_id, t.attempt, t.fencing_token, t.keep_workspace, t.title, c.task_room
+        WHERE t.id = ANY (ARRAY(SELECT c.id FROM candidate c))
+        RETURNING t.id, t.company_id, t.attempt, t.fencing_token, t.keep_workspace, t.title
     ),
     numbered AS (
-        SELECT c.*, row_number() OVER (ORDER BY c.id) AS n FROM claimed c
+        SELECT c.*, k.task_room, row_number() OVER (ORDER BY c.id) AS n
+        FROM claimed c JOIN candidate k ON k.id = c.id
     ),
     new_runs AS (
         INSERT INTO runs (task_id, company_id, agent_id, attempt, fencing_token, keep_workspace,
