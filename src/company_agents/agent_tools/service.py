@@ -45,6 +45,7 @@ async def renew_lease(
         lambda conn, ident, ft: leases.renew(
             conn, ident, fencing_token=ft, lease_seconds=env.settings.lease_seconds
         ),
+        one_statement=True,
     )
     return {"leaseExpiresAt": expires.isoformat()}
 
@@ -61,6 +62,7 @@ async def report_progress(
         token,
         fence,
         lambda conn, ident, ft: leases.report_progress(conn, ident, fencing_token=ft, checkpoint=checkpoint),
+        one_statement=True,
     )
     return {"checkpointId": checkpoint_id}
 
@@ -77,6 +79,7 @@ async def mark_complete(
         lambda conn, ident, ft: leases.complete(
             conn, ident, fencing_token=ft, output=call.output, reasoning=call.reasoning
         ),
+        one_statement=True,
     )
     return {"status": row["status"]}
 
@@ -97,6 +100,7 @@ async def mark_failed(
             reason=call.reason,
             backoff=leases.RetryBackoff.from_settings(env.settings),
         ),
+        one_statement=True,
     )
     return {"status": row["status"], "attempt": row["attempt"], "maxAttempts": row["max_attempts"]}
 
@@ -111,6 +115,7 @@ async def request_handoff(
         token,
         fence,
         lambda conn, ident, ft: leases.handoff(conn, ident, fencing_token=ft, reason=call.reason),
+        one_statement=True,
     )
     return {"status": row["status"]}
 
