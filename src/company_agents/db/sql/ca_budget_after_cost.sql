@@ -3,12 +3,15 @@
 -- of the run with its cap, spend (this cost included) and reservations (the lowered envelope included),
 -- in lock order (company, team, agent, workflow, task), each row with the envelope as it was before.
 -- PL/pgSQL so that its plans are cached per session: planned as one statement, this costs more to plan
--- than to run. No rows when the lease is gone.
+-- than to run. No rows when the lease is gone. Generic plans (migration 0023): PL/pgSQL otherwise
+-- re-plans its statements on every call whenever a custom plan looks cheaper, which is always here.
 CREATE OR REPLACE FUNCTION ca_budget_after_cost(p_task uuid, p_fencing bigint, p_usd numeric)
 RETURNS TABLE (
     n integer, scope text, scope_id uuid, period_start date, cap numeric, spent numeric, reserved numeric,
     envelope numeric
-) LANGUAGE plpgsql VOLATILE AS $$
+) LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
     v_envelope numeric;
