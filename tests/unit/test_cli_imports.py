@@ -91,3 +91,21 @@ def test_the_probe_sees_an_import_when_there_is_one() -> None:
     # Or the cases above prove nothing.
     found = heavy_modules("--help", preload=("company_agents.db.database",))
     assert {"company_agents.db.database", "sqlalchemy", "psycopg"} <= set(found)
+
+
+SCHEMAS_PROBE = """
+import importlib, json, pkgutil, sys
+import company_agents.api.schemas as schemas
+for info in pkgutil.iter_modules(schemas.__path__):
+    importlib.import_module(f"company_agents.api.schemas.{info.name}")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette"))))
+"""
+
+
+def test_the_api_schemas_import_no_web_framework() -> None:
+    # A command's --json output is the API's model (e.g. `company list --json`): a CLI read that
+    # loaded FastAPI for it would pay its import, a large part of the read's time.
+    out = subprocess.run(
+        [sys.executable, "-c", SCHEMAS_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
