@@ -109,3 +109,19 @@ def test_the_api_schemas_import_no_web_framework() -> None:
         [sys.executable, "-c", SCHEMAS_PROBE], capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+ORCHESTRATOR_PROBE = """
+import json, sys
+import company_agents.runtime.orchestrator
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mcp", "mcp_types", "alembic", "mako"))))
+"""
+
+
+def test_up_loads_neither_the_mcp_sdk_nor_alembic_before_its_ports_open() -> None:
+    # `up` imports the orchestrator before it serves: the MCP SDK loads once every port answers
+    # (api.mcp_mount), and Alembic only when a migration or an import needs it.
+    out = subprocess.run(
+        [sys.executable, "-c", ORCHESTRATOR_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
