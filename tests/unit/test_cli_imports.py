@@ -114,7 +114,8 @@ def test_the_api_schemas_import_no_web_framework() -> None:
 ORCHESTRATOR_PROBE = """
 import json, sys
 import company_agents.runtime.orchestrator
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mcp", "mcp_types", "alembic", "mako"))))
+late = ("mcp", "mcp_types", "alembic", "mako")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in late)))
 """
 
 
