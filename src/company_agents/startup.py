@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from company_agents.db.database import Database, open_database
+from company_agents.db.embedded import load_embedded_package
 from company_agents.db.revision import MigrationStatus, at_head
 from company_agents.errors import SchemaOutOfDate
 from company_agents.home import ensure_home
 from company_agents.master_key import MasterKey, master_key_status
 from company_agents.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,9 +62,30 @@ def ensure_schema(db: Database) -> MigrationStatus:
     return status
 
 
+def _open_meanwhile(settings: Settings, meanwhile: Callable[[], object]) -> Database:
+    """``open_database`` in a worker thread while ``meanwhile`` runs here.
+
+    Starting the embedded server is mostly waiting on ``initdb`` and ``pg_ctl``; a caller fills that
+    wait with its imports. Only the imports run here, the opening keeps its order and its errors.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The package's import happens here, before the thread: the two threads then import nothing in
+    # common, so neither can wait on a module lock the other holds.
+    load_embedded_package()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-database") as pool:
+        opening = pool.submit(open_database, settings)
+        try:
+            meanwhile()
+        except Exception:  # only a head start: the code that needs the module imports it again
+            log.debug("preloading failed", exc_info=True)
+        return opening.result()
+
+
 @contextmanager
-def instance(settings: Settings) -> Iterator[Instance]:
-    """Open everything a long-lived process needs; release the database on exit."""
+def instance(settings: Settings, *, meanwhile: Callable[[], object] | None = None) -> Iterator[Instance]:
+    """Open everything a long-lived process needs; release the database on exit. ``meanwhile`` runs
+    while the database opens (``_open_meanwhile``)."""
     # Imported here: ``ensure_schema`` is on every CLI read's path, and these pull in the secret
     # store, the adapters and the crypto stack.
     from company_agents.master_key.owner import bind_master_key
@@ -68,7 +93,7 @@ def instance(settings: Settings) -> Iterator[Instance]:
 
     ensure_home(settings)
     master_key_status(settings)  # refuse an unsafe key before touching the database
-    db = open_database(settings)
+    db = open_database(settings) if meanwhile is None else _open_meanwhile(settings, meanwhile)
     try:
         schema = ensure_schema(db)
         # A master-key rotation a crash interrupted is finished (or undone) before the key is read.

@@ -111,7 +111,7 @@ def test_from_the_forms_to_an_approved_task_live(orchestrator: Orchestrator) -> 
                 "window.swaps = 0; document.body.addEventListener('htmx:afterSwap', () => window.swaps++)"
             )
             cli(orchestrator.env, "task", "create", "--company", "acme", "--title", "Another", "--body", "x")
-            page.wait_for_function("window.swaps > 0", timeout=30_000)
+            page.wait_for_function("() => window.swaps > 0", timeout=30_000)
             assert feedback.input_value() == "Half-typed feedback"
 
             page.get_by_role("button", name="Approve").click()

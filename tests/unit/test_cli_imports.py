@@ -91,3 +91,38 @@ def test_the_probe_sees_an_import_when_there_is_one() -> None:
     # Or the cases above prove nothing.
     found = heavy_modules("--help", preload=("company_agents.db.database",))
     assert {"company_agents.db.database", "sqlalchemy", "psycopg"} <= set(found)
+
+
+SCHEMAS_PROBE = """
+import importlib, json, pkgutil, sys
+import company_agents.api.schemas as schemas
+for info in pkgutil.iter_modules(schemas.__path__):
+    importlib.import_module(f"company_agents.api.schemas.{info.name}")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette"))))
+"""
+
+
+def test_the_api_schemas_import_no_web_framework() -> None:
+    # A command's --json output is the API's model (e.g. `company list --json`): a CLI read that
+    # loaded FastAPI for it would pay its import, a large part of the read's time.
+    out = subprocess.run(
+        [sys.executable, "-c", SCHEMAS_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+ORCHESTRATOR_PROBE = """
+import json, sys
+import company_agents.runtime.orchestrator
+late = ("mcp", "mcp_types", "alembic", "mako")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in late)))
+"""
+
+
+def test_up_loads_neither_the_mcp_sdk_nor_alembic_before_its_ports_open() -> None:
+    # `up` imports the orchestrator before it serves: the MCP SDK loads once every port answers
+    # (api.mcp_mount), and Alembic only when a migration or an import needs it.
+    out = subprocess.run(
+        [sys.executable, "-c", ORCHESTRATOR_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -12,7 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -102,11 +102,13 @@ def create_app(db: Database, settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(envelope(body), status_code=200 if database == "ok" else 503)
 
-    v1 = APIRouter(prefix="/v1")
+    # Each router straight into the app under /v1, not through an intermediate /v1 router: FastAPI
+    # builds every route (its dependencies and models) once more per level of inclusion, and a
+    # router included without a prefix has all its routes built at once to check their paths: the
+    # nested form cost `up` a second pass over every route before the port could open.
     for name in ROUTERS:
         module = importlib.import_module(f"company_agents.api.routes.{name}")
-        v1.include_router(module.router)
-    app.include_router(v1)
+        app.include_router(module.router, prefix="/v1")
 
     # Outermost last: the request id wraps everything, so even a 413 carries it.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

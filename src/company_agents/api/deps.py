@@ -13,9 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Path, Request, Security
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from company_agents.api.schemas.common import CURSOR_PATTERN, MAX_LIMIT
 from company_agents.api.schemas.companies import SLUG_PATTERN
 from company_agents.db.database import Database
 from company_agents.errors import Forbidden, NotFound, Unauthorized
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
     from company_agents.settings import Settings
 
 SCOPES = ("read", "write", "admin")
+
+# The list routes' paging parameters. Here, not beside the cursor helpers in schemas.common: the
+# CLI's --json output imports the schemas, and FastAPI is no part of a CLI read.
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT}).")]
+CursorQuery = Annotated[
+    str | None,
+    Query(pattern=CURSOR_PATTERN, description="The `meta.nextCursor` of the previous page."),
+]
+
 _bearer = HTTPBearer(auto_error=False, description="An API token: `ca_dev_…` or `ca_prod_…` (token create).")
 
 

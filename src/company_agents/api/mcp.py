@@ -26,13 +26,13 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, ValidationError
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from company_agents.agent_tools import assets, calls, memory_tools, service, subtasks
 from company_agents.agent_tools.auth import bearer_token, check_bearer
 from company_agents.agent_tools.fencing import IMPLIED, ToolEnv
 from company_agents.api.errors import InternalError, error_response
+from company_agents.api.mcp_mount import MCP_PATH
 from company_agents.db.errors import is_database_error, translate
 from company_agents.errors import CompanyAgentsError, InvalidInput
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/mcp"
 INSTRUCTIONS = (
     "Company Agents: the tools of the task you are running. Report progress as you go, and end with "
     "exactly one of mark_complete, mark_failed or request_handoff. An error whose code is "
@@ -208,13 +207,12 @@ def create_mcp_server(env: ToolEnv) -> MCPServer:
     )
 
 
-def create_mcp_route(env: ToolEnv) -> tuple[Route, StreamableHTTPSessionManager]:
-    """The ``/mcp`` route and its session manager, which must run (``session_manager.run()``) while the
-    route is served: the tool app's lifespan runs it."""
+def create_mcp_app(env: ToolEnv) -> tuple[ASGIApp, StreamableHTTPSessionManager]:
+    """The ``/mcp`` endpoint (behind the bearer check) and its session manager, which must run
+    (``session_manager.run()``) while the endpoint is served: ``api.mcp_mount`` runs it."""
     server = create_mcp_server(env)
     # Builds the session manager (with DNS-rebinding protection when bound to loopback); the Starlette
-    # app it returns is not used: the route is mounted on the tool app behind the bearer check.
+    # app it returns is not used: the endpoint is mounted on the tool app behind the bearer check.
     server.streamable_http_app(streamable_http_path=MCP_PATH, host=env.settings.bind_host)
     manager = server.session_manager
-    guarded = BearerGuard(StreamableHTTPASGIApp(manager), env=env)
-    return Route(MCP_PATH, endpoint=guarded), manager
+    return BearerGuard(StreamableHTTPASGIApp(manager), env=env), manager

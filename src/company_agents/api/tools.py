@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from starlette.routing import Route
 
 from company_agents.agent_tools import assets, calls, memory_tools, service, subtasks
 from company_agents.agent_tools.auth import bearer_token, is_lease_token
@@ -28,7 +29,7 @@ from company_agents.agent_tools.fencing import Fence, ToolEnv
 from company_agents.api.app import envelope
 from company_agents.api.body_limit import BodyLimit
 from company_agents.api.errors import install_error_handlers
-from company_agents.api.mcp import create_mcp_route
+from company_agents.api.mcp_mount import MCP_PATH, LazyMcp
 from company_agents.db.database import Database
 from company_agents.errors import InvalidInput, NotFound
 from company_agents.settings import Settings
@@ -110,18 +111,19 @@ def create_tool_app(db: Database, settings: Settings) -> FastAPI:
     """The tool port's app: ``/tools/<name>``, ``/mcp`` and ``/healthz``. Served with its lifespan on:
     the MCP session manager runs inside it."""
     env = ToolEnv(db=db, settings=settings)
-    mcp_route, session_manager = create_mcp_route(env)
+    mcp = LazyMcp(env)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with session_manager.run():
+        async with mcp.running():
             yield
 
     app = FastAPI(title="Company Agents tool endpoint", docs_url=None, redoc_url=None, lifespan=lifespan)
     router = APIRouter(prefix="/tools")
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.tool_max_body_bytes)
-    app.router.routes.append(mcp_route)
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp))
+    app.state.mcp = mcp  # `up` calls its load() once it is ready
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -103,12 +102,14 @@ def main(
     ctx.obj = {"debug": debug, "overrides": overrides, "settings": None}
 
 
-def _preload(module: str) -> None:
+def _preload_orchestrator() -> None:
     import importlib
 
-    # Only a head start: should it fail, the import that follows does it again and reports the error.
-    with contextlib.suppress(Exception):
-        importlib.import_module(module)
+    from company_agents.api.app import ROUTERS
+
+    importlib.import_module("company_agents.runtime.orchestrator")
+    for name in ROUTERS:
+        importlib.import_module(f"company_agents.api.routes.{name}")
 
 
 @app.command()
@@ -135,8 +136,8 @@ def up(
 ) -> None:
     """Start the orchestrator: database, migrations, API, tool endpoint, scheduler, reaper, housekeeping."""
     import asyncio
-    import threading
 
+    from company_agents.dashboard.hosts import check_dashboard_host
     from company_agents.isolation import choose_isolation
     from company_agents.logging_setup import configure_logging
     from company_agents.settings import check_bind_host
@@ -149,19 +150,15 @@ def up(
     settings = settings_from(ctx)
     # Loopback is fine at once; another address waits for the database (are there API tokens?).
     check_bind_host(settings, api_tokens=None)
-    from company_agents.dashboard.app import check_dashboard_host
-
     # A dashboard other machines reach needs its password: refused before anything starts.
     check_dashboard_host(settings)
     started = time.monotonic()
     # Before anything opens: no agent ever starts unisolated unless that was asked for.
     isolation = choose_isolation(settings)
-    # The orchestrator's modules (FastAPI, uvicorn, the runtime) load while the database starts: the
-    # embedded server's start is mostly waiting on pg_ctl, so the import fills that wait.
-    preload = threading.Thread(target=_preload, args=("company_agents.runtime.orchestrator",), daemon=True)
-    preload.start()
-    with instance(settings) as inst:
-        preload.join()
+    # The orchestrator's modules (FastAPI, uvicorn, the runtime, the API's routes) load while the
+    # database opens in a worker thread: the embedded server's start is mostly waiting on initdb and
+    # pg_ctl, and the imports fill that wait.
+    with instance(settings, meanwhile=_preload_orchestrator) as inst:
         from company_agents.runtime.orchestrator import serve
 
         configure_logging(settings, "orchestrator", to_stderr=False)

@@ -20,12 +20,26 @@ from starlette.staticfiles import StaticFiles
 
 from company_agents import __version__
 from company_agents.dashboard import charts
+from company_agents.dashboard.hosts import (
+    check_dashboard_host,
+    dashboard_host,
+    dashboard_url,
+    private_network,
+)
 from company_agents.dashboard.security import DashboardGuard, allowed_hosts, new_token
 from company_agents.errors import CompanyAgentsError
 
 if TYPE_CHECKING:
     from company_agents.db.database import Database
     from company_agents.settings import Settings
+
+__all__ = [
+    "check_dashboard_host",
+    "create_dashboard_app",
+    "dashboard_host",
+    "dashboard_url",
+    "private_network",
+]
 
 HERE = Path(__file__).parent
 REFRESH_CHOICES = (0, 5, 10, 30)
@@ -65,54 +79,6 @@ async def form_of(request: Request) -> dict[str, str]:
     """The posted form's fields (urlencoded; the guard already capped its size), last value wins."""
     body = (await request.body()).decode("utf-8", "replace")
     return {k: v[-1].strip() for k, v in parse_qs(body, keep_blank_values=True).items()}
-
-
-def dashboard_host(settings: Settings) -> str:
-    """Where the dashboard listens: ``--dashboard-host`` when given (the private-network mode when it
-    is not loopback, ``private_network``); else the bind host when that is loopback, else loopback all
-    the same: the API may serve the network without the dashboard following it there."""
-    from company_agents.settings import is_loopback
-
-    if settings.dashboard_host:
-        return settings.dashboard_host
-    return settings.bind_host if is_loopback(settings.bind_host) else "127.0.0.1"
-
-
-def private_network(settings: Settings) -> bool:
-    """Whether other machines can reach the dashboard: then it asks for the dashboard password."""
-    from company_agents.settings import is_loopback
-
-    return not is_loopback(dashboard_host(settings))
-
-
-def check_dashboard_host(settings: Settings) -> str | None:
-    """Refuse a host the dashboard cannot serve safely; the password hash when it needs one.
-
-    An unspecified address (``0.0.0.0``, ``::``) is refused: the Host check (DNS rebinding) needs the
-    one name browsers use, so the operator names it (``--dashboard-host 192.168.1.20``)."""
-    import ipaddress
-
-    from company_agents.dashboard.password import require_password
-    from company_agents.errors import ConfigError
-
-    host = dashboard_host(settings).strip("[]")
-    try:
-        unspecified = ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        unspecified = False
-    if unspecified:
-        raise ConfigError(
-            f"--dashboard-host {host} is every address: name the one browsers will use "
-            "(the dashboard answers only for that Host)",
-            field="dashboard_host",
-        )
-    return require_password(settings) if private_network(settings) else None
-
-
-def dashboard_url(settings: Settings, access_token: str | None = None) -> str:
-    """The dashboard's address; with the access token, the link that lets a browser in."""
-    base = f"http://{dashboard_host(settings)}:{settings.dashboard_port}"
-    return f"{base}/?token={access_token}" if access_token else base
 
 
 def create_dashboard_app(

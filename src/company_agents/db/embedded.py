@@ -61,6 +61,12 @@ def _pgserver() -> Any:
     return pgs
 
 
+def load_embedded_package() -> None:
+    """Import the package now (``startup`` does, before it opens the database in a worker thread)."""
+    _pgserver()
+    _Server.get()
+
+
 def add_traverse_to_parents(path: Path) -> None:
     """Give group/others the traverse bit (never read) on every parent of ``path``."""
     bits = stat.S_IXGRP | stat.S_IXOTH

@@ -114,10 +114,11 @@ async def serve(
     api_app = create_app(inst.db, settings)
     # The key bound to this database at start-up (webhook secrets): never a second load from disk.
     api_app.state.master_key = inst.master_key
+    tool_app = create_tool_app(inst.db, settings)
     servers = [
         _server(api_app, settings.bind_host, settings.api_port),
         # Lifespan on: the MCP server's session manager runs inside the tool app's lifespan.
-        _server(create_tool_app(inst.db, settings), settings.bind_host, settings.tool_port, lifespan=True),
+        _server(tool_app, settings.bind_host, settings.tool_port, lifespan=True),
     ]
     servers.append(
         _server(
@@ -176,6 +177,9 @@ async def serve(
         log.info("orchestrator ready", extra={"action": "orchestrator_ready"})
         if on_ready is not None:
             on_ready()
+        # The MCP SDK loads now that every port answers, not before (api.mcp_mount): a client that
+        # comes sooner waits for it.
+        tool_app.state.mcp.load()
         stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()

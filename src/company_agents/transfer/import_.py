@@ -24,15 +24,12 @@ from dataclasses import replace as with_fields
 from pathlib import Path
 from typing import cast
 
-from alembic import command
-from alembic.runtime.migration import MigrationContext
-from alembic.util import CommandError
 from psycopg import sql
 from sqlalchemy import Connection, text
 
 from company_agents.db.database import Database
-from company_agents.db.migrate import MIGRATION_LOCK_KEY, alembic_config, head_revision, script_directory
-from company_agents.db.migrate import upgrade as upgrade_to_head
+from company_agents.db.locks import MIGRATION as MIGRATION_LOCK_KEY
+from company_agents.db.revision import HEAD_REVISION
 from company_agents.errors import (
     ArchiveError,
     ImportVerificationFailed,
@@ -96,6 +93,12 @@ def _with_data(conn: Conn, names: list[str]) -> list[str]:
 
 
 def _known(revision: str) -> bool:
+    # Alembic is imported where it is used: this package is imported by `backup`, which `up` loads
+    # for its scheduled backups, and Alembic (with Mako) is a large part of `up`'s import time.
+    from alembic.util import CommandError
+
+    from company_agents.db.migrate import script_directory
+
     try:
         return script_directory().get_revision(revision) is not None
     except CommandError:
@@ -146,7 +149,9 @@ def import_archive(
                 with sa_conn.begin():
                     loaded = _load(sa_conn, archive, replace=replace, progress=progress)
             revision = manifest.schema_revision
-            if revision != head_revision():
+            if revision != HEAD_REVISION:
+                from company_agents.db.migrate import upgrade as upgrade_to_head
+
                 revision = upgrade_to_head(engine).current or revision
         finally:
             engine.dispose()
@@ -202,6 +207,11 @@ def _load(
 
 def _prepare_schema(sa_conn: Connection, revision: str, *, reset: bool) -> None:
     """Bring the target to exactly ``revision``, from nothing when it held data (``--replace``)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    from company_agents.db.migrate import alembic_config
+
     current = MigrationContext.configure(sa_conn).get_current_revision()
     if current is not None and not _known(current):
         raise SchemaOutOfDate(

@@ -15,6 +15,7 @@ from company_agents.api.deps import (
     Admin,
     CompanyRef,
     Db,
+    LimitQuery,
     Reader,
     check_company,
     company_for,
@@ -26,7 +27,6 @@ from company_agents.api.schemas.activity import ActivityEntry, AuditStatus
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
     Envelope,
-    LimitQuery,
     ListEnvelope,
     error_responses,
     one,

@@ -14,7 +14,9 @@ from fastapi.responses import StreamingResponse
 from company_agents.api.deps import (
     Admin,
     CompanyRef,
+    CursorQuery,
     Db,
+    LimitQuery,
     Principal,
     Reader,
     actor_of,
@@ -24,9 +26,7 @@ from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
-    CursorQuery,
     Envelope,
-    LimitQuery,
     ListEnvelope,
     decode_cursor,
     encode_cursor,

@@ -9,7 +9,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from company_agents.api.deps import (
     CompanyRef,
+    CursorQuery,
     Db,
+    LimitQuery,
     Principal,
     Reader,
     check_company,
@@ -20,9 +22,7 @@ from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
-    CursorQuery,
     Envelope,
-    LimitQuery,
     ListEnvelope,
     decode_cursor,
     encode_cursor,

@@ -7,14 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from company_agents.api.deps import Db, Reader, Writer, actor_of
+from company_agents.api.deps import CursorQuery, Db, LimitQuery, Reader, Writer, actor_of
 from company_agents.api.middleware import request_id_of
 from company_agents.api.routes.tasks import ID_PATTERN, visible_task
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
-    CursorQuery,
     Envelope,
-    LimitQuery,
     ListEnvelope,
     decode_cursor,
     encode_cursor,

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Path, Query, Request
 
 from company_agents.api.deps import (
     CompanyRef,
+    CursorQuery,
     Db,
+    LimitQuery,
     Principal,
     Reader,
     Writer,
@@ -22,9 +24,7 @@ from company_agents.api.deps import (
 from company_agents.api.middleware import request_id_of
 from company_agents.api.schemas.common import (
     DEFAULT_LIMIT,
-    CursorQuery,
     Envelope,
-    LimitQuery,
     ListEnvelope,
     decode_cursor,
     encode_cursor,

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
 
-from company_agents.api.deps import Admin, company_for, get_db, get_settings
+from company_agents.api.deps import Admin, LimitQuery, company_for, get_db, get_settings
 from company_agents.api.middleware import request_id_of
-from company_agents.api.schemas.common import Envelope, LimitQuery, ListEnvelope, error_responses, one, page
+from company_agents.api.schemas.common import Envelope, ListEnvelope, error_responses, one, page
 from company_agents.api.schemas.webhooks import (
     NewWebhook,
     WebhookDelivery,

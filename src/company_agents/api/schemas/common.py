@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -125,13 +124,6 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
     from datetime import timedelta
 
     return _EPOCH + timedelta(microseconds=int(micros)), UUID(key)
-
-
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT}).")]
-CursorQuery = Annotated[
-    str | None,
-    Query(pattern=CURSOR_PATTERN, description="The `meta.nextCursor` of the previous page."),
-]
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
