@@ -11,6 +11,10 @@ jobs on the same server, in the same run.
 
     .venv/bin/python bench/claims.py                 # embedded and the machine's PostgreSQL (127.0.0.1:5432)
     .venv/bin/python bench/claims.py --backend embedded -n 5000
+
+Last, one claim's latency with a deep queue (``--deep-queue``, 100,000 tasks) against a shallow one
+(``--shallow-queue``, 1,000), one agent claiming and completing one task at a time: what a claim costs
+when a company has a large backlog (before migration 0023 the claim scanned every task at depth).
 """
 
 from __future__ import annotations
@@ -225,6 +229,40 @@ def measure_ours(
     return {"tasks_per_s": n / elapsed, "elapsed_s": elapsed, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
 
 
+async def _claim_latency(dsn: str, queued: int, n: int) -> tuple[float, float]:
+    """One agent claiming and completing ``n`` tasks one at a time from a queue of ``queued``: the
+    claim's p50 and p99 in ms. Sequential, so it is the statement's own cost, not contention's."""
+    agent_id = uuid.UUID((await _prepare(dsn, queued, 1, capacity=1))[0])
+    key = MasterKey(key=os.urandom(32), source="bench")
+    engine = create_async_engine(
+        sqlalchemy_url(dsn), connect_args={"options": audit_mac.session_options(key, dsn)}
+    )
+    latencies: list[float] = []
+    async with engine.connect() as raw:
+        conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(n):
+            start = time.perf_counter()
+            (claim,) = await leases.claim(conn, agent_id=agent_id, holder="bench", lease_seconds=300)
+            latencies.append(time.perf_counter() - start)
+            await leases.complete(conn, claim.identity(), fencing_token=claim.fencing_token, output=None)
+    await engine.dispose()
+    p50, p99 = p50_p99(latencies)
+    return p50 * 1000, p99 * 1000
+
+
+def run_deep(name: str, admin_dsn: str, args: argparse.Namespace) -> list[Row]:
+    """The claim's latency against the depth of the queue: a shallow queue is the baseline."""
+    rows = []
+    for queued in (args.shallow_queue, args.deep_queue):
+        dsn = create_scratch_db(admin_dsn, prefix="bench_deep")
+        try:
+            p50, p99 = asyncio.run(_claim_latency(dsn, queued, args.deep_claims))
+        finally:
+            drop_db(admin_dsn, dsn)
+        rows.append(Row(f"{name}: {queued:,} queued", p50, {"claim p99 ms": round(p99, 2)}))
+    return rows
+
+
 def run_backend(name: str, admin_dsn: str, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     dsn = create_scratch_db(admin_dsn, prefix="bench_proc")
@@ -271,6 +309,14 @@ def main() -> None:
         default=True,
         help="also measure unbatched with the audit sealer running (the cost of tamper evidence)",
     )
+    parser.add_argument("--shallow-queue", type=int, default=1000, help="queued tasks, the depth baseline")
+    parser.add_argument(
+        "--deep-queue",
+        type=int,
+        default=100_000,
+        help="queued tasks for the claim latency at depth (0: skip)",
+    )
+    parser.add_argument("--deep-claims", type=int, default=300, help="claims measured at each depth")
     args = parser.parse_args()
     for backend in ("embedded", "external"):
         if args.backend not in (backend, "both"):
@@ -280,13 +326,22 @@ def main() -> None:
                 admin, server = embedded_admin_dsn(tmp)
                 try:
                     rows = run_backend("embedded", admin, args)
+                    deep = run_deep("embedded", admin, args) if args.deep_queue else []
                 finally:
                     server.release()
         else:
             rows = run_backend("external", args.external_dsn, args)
+            deep = run_deep("external", args.external_dsn, args) if args.deep_queue else []
         print_results(
             rows, baseline=rows[0].name, metric="tasks/s", title=f"Queue throughput ({backend}, n={args.n})"
         )
+        if deep:
+            print_results(
+                deep,
+                baseline=deep[0].name,
+                metric="claim p50 ms",
+                title=f"One claim against the queue's depth ({backend}, one agent, sequential)",
+            )
 
 
 if __name__ == "__main__":
