@@ -53,6 +53,8 @@ def _env(home: Path) -> dict[str, str]:
             "COMPANY_AGENTS_API_PORT": str(_port()),
             "COMPANY_AGENTS_TOOL_PORT": str(_port()),
             "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
+            # Its own gateway port too: two `up`s on one machine would both want 4201.
+            "COMPANY_AGENTS_GATEWAY_PORT": str(_port()),
             "COMPANY_AGENTS_BACKUP_INTERVAL_SECONDS": "0",
         }
     )

@@ -154,6 +154,8 @@ def main() -> None:
                 "COMPANY_AGENTS_API_PORT": str(_port()),
                 "COMPANY_AGENTS_TOOL_PORT": str(_port()),
                 "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
+                # Its own gateway port too: two `up`s on one machine would both want 4201.
+                "COMPANY_AGENTS_GATEWAY_PORT": str(_port()),
                 "COMPANY_AGENTS_LEASE_SECONDS": str(args.lease),
                 "COMPANY_AGENTS_REAPER_INTERVAL_SECONDS": str(args.reaper),
                 "COMPANY_AGENTS_SCHEDULER_POLL_SECONDS": "1",

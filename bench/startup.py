@@ -61,6 +61,8 @@ def time_up(home: Path) -> float:
             "COMPANY_AGENTS_API_PORT": str(port),
             "COMPANY_AGENTS_TOOL_PORT": str(_port()),
             "COMPANY_AGENTS_DASHBOARD_PORT": str(_port()),
+            # Its own gateway port too: two `up`s on one machine would both want 4201.
+            "COMPANY_AGENTS_GATEWAY_PORT": str(_port()),
             "COMPANY_AGENTS_BACKUP_INTERVAL_SECONDS": "0",
         }
     )
