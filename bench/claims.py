@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from company_agents import agents, companies, leases
@@ -110,15 +110,16 @@ async def _queued(conn: Any) -> bool:
     )
 
 
-async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStats:
+def _mac_engine(dsn: str, **pool: Any) -> AsyncEngine:
     # Sessions hold the audit MAC key, as `up`'s do: every audit insert pays for its MAC (audit.mac).
     key = MasterKey(key=os.urandom(32), source="bench")
-    engine = create_async_engine(
-        sqlalchemy_url(dsn),
-        pool_size=len(agent_ids) * 2,
-        max_overflow=0,
-        connect_args={"options": audit_mac.session_options(key, dsn)},
+    return create_async_engine(
+        sqlalchemy_url(dsn), connect_args={"options": audit_mac.session_options(key, dsn)}, **pool
     )
+
+
+async def _worker_loop(dsn: str, agent_ids: list[str], batch: int) -> WorkerStats:
+    engine = _mac_engine(dsn, pool_size=len(agent_ids) * 2, max_overflow=0)
     latencies: list[float] = []
     done = 0
 
@@ -233,10 +234,7 @@ async def _claim_latency(dsn: str, queued: int, n: int) -> tuple[float, float]:
     """One agent claiming and completing ``n`` tasks one at a time from a queue of ``queued``: the
     claim's p50 and p99 in ms. Sequential, so it is the statement's own cost, not contention's."""
     agent_id = uuid.UUID((await _prepare(dsn, queued, 1, capacity=1))[0])
-    key = MasterKey(key=os.urandom(32), source="bench")
-    engine = create_async_engine(
-        sqlalchemy_url(dsn), connect_args={"options": audit_mac.session_options(key, dsn)}
-    )
+    engine = _mac_engine(dsn)
     latencies: list[float] = []
     async with engine.connect() as raw:
         conn = await raw.execution_options(isolation_level="AUTOCOMMIT")

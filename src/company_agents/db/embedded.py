@@ -63,8 +63,7 @@ def _pgserver() -> Any:
 
 def load_embedded_package() -> None:
     """Import the package now (``startup`` does, before it opens the database in a worker thread)."""
-    _pgserver()
-    _Server.get()
+    _Server.get()  # imports the package (``_pgserver``) and builds the server class on it
 
 
 def add_traverse_to_parents(path: Path) -> None:
